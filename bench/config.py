@@ -1,0 +1,46 @@
+"""The typed schema of ``conf/config.yaml``, registered in Hydra's ConfigStore as ``bench_schema``.
+
+The core settings are typed here, so a wrong type (``seed=abc``, ``device=gpu``) fails when Hydra
+composes the configuration, before anything runs. ``task`` and ``method`` differ per family; their
+search space is checked by ``SearchSpace.from_config`` and their options by the constructor's
+signature when the pre-flight check builds every job (``bench.app``), also before anything runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Dict, Optional  # noqa: UP035 - OmegaConf needs typing generics
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class Device(Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+@dataclass
+class BudgetConfig:
+    evaluations: Optional[int] = None  # noqa: UP045
+    train_steps: Optional[int] = None  # noqa: UP045
+    seconds: Optional[float] = None  # noqa: UP045
+
+
+@dataclass
+class Config:
+    task: Dict[str, Any] = MISSING  # noqa: UP006
+    method: Dict[str, Any] = MISSING  # noqa: UP006
+    seed: int = 0
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    batch_size: int = 1
+    incumbent_repeats: int = 3
+    device: Device = Device.auto
+    torch_threads: int = 1
+    progress: bool = True
+
+
+def register() -> None:
+    ConfigStore.instance().store(name="bench_schema", node=Config)

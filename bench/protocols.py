@@ -1,0 +1,82 @@
+"""The interfaces that tasks and methods implement. The core never imports a concrete one: they
+are named in config (``_target_``) and built by Hydra, with these constructor conventions::
+
+    Task(space: SearchSpace, device: str, **options)     # options from conf/task/<name>.yaml
+    Method(space: SearchSpace, seed: int, **options)     # options from conf/method/<name>.yaml
+
+Black-box methods are ask/tell objects that never see the training loop. A method that needs the
+training loop itself (hypergradients) will add a capability of its own on top of ask/tell; the
+runner's loop (ask, evaluate, record, tell) and the trial records stay the same for both kinds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from bench.space import Config, SearchSpace
+
+Status = Literal["ok", "diverged", "failed"]
+"""``ok``: a finite objective. ``diverged``: training ran but the objective is not finite.
+``failed``: the evaluation raised; ``Evaluation.error`` says why."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The outcome of training one configuration once.
+
+    ``objective`` is the validation loss the methods minimise (lower is better). ``test`` holds
+    test-split metrics: they are recorded but never shown to a method. ``metrics`` holds anything
+    else worth keeping (train loss, a pass/fail criterion such as ``rubric``). Costs count the
+    evaluation only: ``cost_seconds`` is measured by the runner unless the task reports its own
+    (a simulated cost); ``cost_steps`` counts training steps (optimizer updates).
+    """
+
+    objective: float
+    test: Mapping[str, float] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    status: Status = "ok"
+    cost_steps: int = 0
+    cost_seconds: float | None = None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status == "ok" and not math.isfinite(self.objective):
+            object.__setattr__(self, "status", "diverged")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@runtime_checkable
+class Task(Protocol):
+    """Something to tune: a search space and a way to train and score one configuration."""
+
+    space: SearchSpace
+    test_metric: str
+    """The key of ``Evaluation.test`` that holds the task's headline test score."""
+
+    def evaluate(self, config: Config, seed: int) -> Evaluation:
+        """Train ``config`` with randomness from ``seed`` only, and score it."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance written into ``run.json``: dataset, source, checksum, splits, preprocessing."""
+        ...
+
+
+@runtime_checkable
+class Method(Protocol):
+    """A hyperparameter optimiser with an ask/tell interface.
+
+    ``ask(n)`` returns up to ``n`` configurations to evaluate next; fewer than ``n`` is allowed
+    and an empty list means the method has nothing left to propose (the run stops). ``tell``
+    receives the same configurations with their evaluations, test metrics removed.
+    """
+
+    def ask(self, n: int) -> list[Config]: ...
+
+    def tell(self, configs: Sequence[Config], evaluations: Sequence[Evaluation]) -> None: ...

@@ -1,0 +1,205 @@
+"""Search spaces: scikit-optimize dimensions, the task's default configuration, and a unit-cube
+encoding for model-based methods.
+
+A space is declared per task in its YAML file, one entry per hyperparameter::
+
+    space:
+      learning_rate: {type: real, low: 0.01, high: 2.0, log: true, default: 0.1}
+      hidden_nodes:  {type: int, low: 1, high: 64, default: 2}
+      penalty:       {type: categorical, choices: [l1, l2], default: l2}
+
+``default`` is the configuration a paper would call "default settings": the untuned baseline.
+
+Encoding (``encode``/``decode``): a real or integer dimension maps to one column in [0, 1],
+linear or in log space as its prior says (scikit-optimize's ``normalize`` transform); a
+categorical dimension maps to one one-hot column per choice. Decoding clips to [0, 1], rounds
+integers to the nearest value in the dimension's own scale, and picks the largest one-hot column.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from skopt.space import Categorical, Dimension, Integer, Real
+
+from bench.errors import BenchError
+
+Config = dict[str, Any]
+"""One point of a search space: hyperparameter name -> plain Python value."""
+
+PARAM_TYPES = ("real", "int", "categorical")
+
+
+class SearchSpace:
+    """An ordered set of named scikit-optimize dimensions plus the default configuration."""
+
+    def __init__(self, dimensions: Sequence[Dimension], default: Mapping[str, Any]) -> None:
+        if not dimensions:
+            raise BenchError("a search space needs at least one hyperparameter")
+        self.dimensions: list[Dimension] = list(dimensions)
+        self.names: list[str] = [dim.name for dim in self.dimensions]
+        if len(set(self.names)) != len(self.names):
+            raise BenchError(f"search space has repeated names: {self.names}")
+        self._width = [len(d.categories) if isinstance(d, Categorical) else 1 for d in self.dimensions]
+        self.default: Config = self.check(default, where="default")
+
+    # ----------------------------------------------------------------------------- construction
+    @classmethod
+    def from_config(cls, spec: Mapping[str, Mapping[str, Any]], where: str = "task.space") -> SearchSpace:
+        """Build a space from its YAML declaration; every error names the offending key."""
+        if not isinstance(spec, Mapping) or not spec:
+            raise BenchError(f"{where}: expected a mapping of hyperparameter name -> declaration")
+        dimensions, default = [], {}
+        for name, entry in spec.items():
+            here = f"{where}.{name}"
+            if not isinstance(entry, Mapping):
+                raise BenchError(f"{here}: expected a mapping with a type, got {entry!r}")
+            dimensions.append(_dimension(str(name), entry, here))
+            if entry.get("default") is None:
+                raise BenchError(f"{here}.default is missing: every hyperparameter needs a default value")
+            default[str(name)] = entry["default"]
+        return cls(dimensions, default)
+
+    # ----------------------------------------------------------------------------- queries
+    def __len__(self) -> int:
+        return len(self.dimensions)
+
+    def __repr__(self) -> str:
+        return f"SearchSpace({', '.join(_describe(d) for d in self.dimensions)})"
+
+    @property
+    def n_encoded(self) -> int:
+        """Number of columns of the unit-cube encoding."""
+        return sum(self._width)
+
+    def check(self, config: Mapping[str, Any], where: str = "config") -> Config:
+        """Return ``config`` with plain Python values, or raise naming what is outside the space."""
+        missing = [n for n in self.names if n not in config]
+        extra = [n for n in config if n not in self.names]
+        if missing or extra:
+            raise BenchError(
+                f"{where}: keys {sorted(config)} do not match the space {self.names}"
+                + (f" (missing {missing})" if missing else "")
+                + (f" (unknown {extra})" if extra else "")
+            )
+        out = {}
+        for dim in self.dimensions:
+            value = _plain(dim, config[dim.name])
+            if value not in dim:
+                raise BenchError(f"{where}.{dim.name}={value!r} is outside {_describe(dim)}")
+            out[dim.name] = value
+        return out
+
+    def __contains__(self, config: object) -> bool:
+        try:
+            self.check(config)  # type: ignore[arg-type]
+        except (BenchError, TypeError, ValueError):
+            return False
+        return True
+
+    # ----------------------------------------------------------------------------- sampling
+    def sample(self, n: int, rng: np.random.Generator) -> list[Config]:
+        """``n`` independent draws from each dimension's prior (log-uniform where declared)."""
+        state = np.random.RandomState(int(rng.integers(2**32)))
+        columns = [dim.rvs(n_samples=n, random_state=state) for dim in self.dimensions]
+        return [
+            {dim.name: _plain(dim, column[i]) for dim, column in zip(self.dimensions, columns, strict=True)}
+            for i in range(n)
+        ]
+
+    # ----------------------------------------------------------------------------- encoding
+    def encode(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Configurations -> array of shape ``(len(configs), n_encoded)`` with entries in [0, 1]."""
+        out = np.zeros((len(configs), self.n_encoded))
+        column = 0
+        for dim, width in zip(self.dimensions, self._width, strict=True):
+            values = [_plain(dim, c[dim.name]) for c in configs]
+            if isinstance(dim, Categorical):
+                for row, value in enumerate(values):
+                    out[row, column + dim.categories.index(value)] = 1.0
+            elif values:
+                out[:, column] = dim.transform(values)
+            column += width
+        return out
+
+    def decode(self, x: np.ndarray) -> list[Config]:
+        """Array of shape ``(n, n_encoded)`` -> configurations inside the space."""
+        x = np.clip(np.atleast_2d(np.asarray(x, dtype=float)), 0.0, 1.0)
+        if x.shape[1] != self.n_encoded:
+            raise ValueError(f"expected {self.n_encoded} columns, got {x.shape[1]}")
+        configs: list[Config] = [{} for _ in range(len(x))]
+        column = 0
+        for dim, width in zip(self.dimensions, self._width, strict=True):
+            block = x[:, column : column + width]
+            if isinstance(dim, Categorical):
+                values = [dim.categories[i] for i in block.argmax(axis=1)]
+            else:  # float error in the log transform can step just past a bound
+                values = np.clip(dim.inverse_transform(block[:, 0]), dim.low, dim.high)
+            for config, value in zip(configs, values, strict=True):
+                config[dim.name] = _plain(dim, value)
+            column += width
+        return configs
+
+
+def _dimension(name: str, entry: Mapping[str, Any], here: str) -> Dimension:
+    kind = entry.get("type")
+    if kind not in PARAM_TYPES:
+        raise BenchError(f"{here}.type={kind!r}: allowed types are {', '.join(PARAM_TYPES)}")
+    known = {"type", "default", "choices"} if kind == "categorical" else {"type", "default", "low", "high", "log"}
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise BenchError(f"{here}: unknown key(s) {unknown} for type {kind}; allowed: {sorted(known)}")
+    if kind == "categorical":
+        choices = entry.get("choices")
+        if not isinstance(choices, Sequence) or isinstance(choices, str) or len(choices) < 2:
+            raise BenchError(f"{here}.choices={choices!r}: give a list of at least two choices")
+        choices = [tuple(c) if isinstance(c, (list, tuple)) else c for c in choices]
+        if len(set(map(repr, choices))) != len(choices):
+            raise BenchError(f"{here}.choices={choices!r}: choices must be distinct")
+        return Categorical(choices, transform="onehot", name=name)
+    low, high, log = entry.get("low"), entry.get("high"), entry.get("log", False)
+    for key, value in (("low", low), ("high", high)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise BenchError(f"{here}.{key}={value!r}: must be a finite number")
+    if not isinstance(log, bool):
+        raise BenchError(f"{here}.log={log!r}: must be true or false")
+    if not low < high:
+        raise BenchError(f"{here}: low={low} must be below high={high}")
+    if log and low <= 0:
+        raise BenchError(f"{here}: low={low} must be positive on a log scale")
+    prior = "log-uniform" if log else "uniform"
+    if kind == "int":
+        if int(low) != low or int(high) != high:
+            raise BenchError(f"{here}: low={low} and high={high} must be whole numbers for type int")
+        return Integer(int(low), int(high), prior=prior, transform="normalize", name=name)
+    return Real(float(low), float(high), prior=prior, transform="normalize", name=name)
+
+
+def _plain(dim: Dimension, value: Any) -> Any:
+    """Convert numpy scalars and JSON lists to the Python value the dimension holds."""
+    if isinstance(dim, Categorical):
+        if isinstance(value, (list, np.ndarray)):
+            value = tuple(np.asarray(value).tolist())
+        value = value.item() if isinstance(value, np.generic) else value
+        for choice in dim.categories:  # match 1 == 1.0 == True carefully: same type first
+            if type(choice) is type(value) and choice == value:
+                return choice
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise BenchError(f"{dim.name}={value!r}: expected a number")
+    if isinstance(dim, Integer):
+        if float(value) != round(float(value)):
+            raise BenchError(f"{dim.name}={value!r}: expected a whole number")
+        return int(round(float(value)))
+    return float(value)
+
+
+def _describe(dim: Dimension) -> str:
+    if isinstance(dim, Categorical):
+        return f"{dim.name} in {list(dim.categories)}"
+    scale = ", log" if dim.prior == "log-uniform" else ""
+    kind = "int" if isinstance(dim, Integer) else "real"
+    return f"{dim.name} {kind} [{dim.low}, {dim.high}{scale}]"
