@@ -31,8 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench import config as schema
 from bench.budget import Budget
-from bench.cli import USER_ERRORS, describe
-from bench.errors import BenchError
+from bench.errors import USER_ERRORS, BenchError, describe
 from bench.protocols import Method, Task
 from bench.provenance import provenance
 from bench.report import CAPTION, render, summarise

@@ -15,10 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from hydra.errors import HydraException, MissingConfigException
-from omegaconf.errors import OmegaConfBaseException
-
-from bench.errors import BenchError
+from bench.errors import USER_ERRORS, BenchError, describe
 
 DEFAULT_ARGUMENTS = ["suite=default"]
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -46,19 +43,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-USER_ERRORS = (BenchError, HydraException, OmegaConfBaseException)
-"""Errors caused by what the user typed or configured: printed in one line, no traceback."""
-
-
-def describe(error: BaseException) -> str:
-    """One line for a user error: a BenchError as it is, a Hydra composition error condensed."""
-    if isinstance(error, MissingConfigException):
-        return _missing_config(error)
-    if isinstance(error, BenchError):
-        return str(error)
-    return _one_line(error)
-
-
 def _check_flags(arguments: list[str]) -> None:
     """Parse with Hydra's own argument parser, turning its usage dump into one line."""
     from hydra._internal.utils import get_args_parser
@@ -75,21 +59,3 @@ def _check_flags(arguments: list[str]) -> None:
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
-
-
-def _missing_config(error: MissingConfigException) -> str:
-    """``method=foo`` -> "unknown method 'foo'; allowed: default, random"."""
-    wanted = error.missing_cfg_file or ""
-    group, _, name = wanted.rpartition("/")
-    if group and error.options is not None:
-        return f"unknown {group} {name!r}; allowed: {', '.join(sorted(error.options))}"
-    return _one_line(error)
-
-
-def _one_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    message = lines[0].rstrip(".") if lines else type(error).__name__
-    cause = error.__cause__
-    if cause is not None and str(cause).strip():
-        message += f": {str(cause).strip().splitlines()[0]}"
-    return message

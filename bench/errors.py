@@ -1,9 +1,13 @@
-"""The one error type a user can cause.
+"""The one error type a user can cause, and how any user error is told in one line.
 
 Anything raised as ``BenchError`` is the user's to fix (a bad value, a missing file, an unreachable
-data source). The command line prints its message on one line, without a traceback, and exits
-with status 2. Every other exception is a bug and keeps its traceback.
+data source). Hydra's own composition errors (an unknown group option, a wrong type) are user
+errors too. The command line prints ``describe(error)`` on one line, without a traceback, and
+exits with status 2. Every other exception is a bug and keeps its traceback.
 """
+
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf.errors import OmegaConfBaseException
 
 
 class BenchError(Exception):
@@ -11,3 +15,34 @@ class BenchError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))
+
+
+USER_ERRORS = (BenchError, HydraException, OmegaConfBaseException)
+"""Errors caused by what the user typed or configured: printed in one line, no traceback."""
+
+
+def describe(error: BaseException) -> str:
+    """One line for a user error: a BenchError as it is, a Hydra composition error condensed."""
+    if isinstance(error, MissingConfigException):
+        return _missing_config(error)
+    if isinstance(error, BenchError):
+        return str(error)
+    return _one_line(error)
+
+
+def _missing_config(error: MissingConfigException) -> str:
+    """``method=foo`` -> "unknown method 'foo'; allowed: default, random"."""
+    wanted = error.missing_cfg_file or ""
+    group, _, name = wanted.rpartition("/")
+    if group and error.options is not None:
+        return f"unknown {group} {name!r}; allowed: {', '.join(sorted(error.options))}"
+    return _one_line(error)
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    message = lines[0].rstrip(".") if lines else type(error).__name__
+    cause = error.__cause__
+    if cause is not None and str(cause).strip():
+        message += f": {str(cause).strip().splitlines()[0]}"
+    return message

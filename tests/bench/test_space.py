@@ -76,16 +76,25 @@ def test_default_is_part_of_the_space(space):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"hidden_nodes": {"type": "int", "low": 64, "high": 1, "default": 2}}, "hidden_nodes: low=64 must be below high=1"),
+        (
+            {"hidden_nodes": {"type": "int", "low": 64, "high": 1, "default": 2}},
+            "hidden_nodes: low=64 must be below high=1",
+        ),
         ({"learning_rate": {"type": "real", "low": 0.0, "high": 1, "log": True, "default": 0.1}}, "positive on a log"),
         ({"dropout": {"type": "float", "low": 0, "high": 1, "default": 0.5}}, "dropout.type='float': allowed types"),
         ({"dropout": {"type": "real", "low": 0, "high": 1}}, "dropout.default is missing"),
         ({"dropout": {"type": "real", "low": 0, "high": 1, "default": 2.0}}, "default.dropout=2.0 is outside"),
-        ({"dropout": {"type": "real", "low": "a", "high": 1, "default": 0.5}}, "dropout.low='a': must be a finite number"),
+        (
+            {"dropout": {"type": "real", "low": "a", "high": 1, "default": 0.5}},
+            "dropout.low='a': must be a finite number",
+        ),
         ({"dropout": {"type": "real", "low": 0, "high": 1, "default": 0.5, "step": 2}}, "unknown key(s) ['step']"),
         ({"hidden_nodes": {"type": "int", "low": 1.5, "high": 8, "default": 2}}, "must be whole numbers"),
         ({"penalty": {"type": "categorical", "choices": ["l1"], "default": "l1"}}, "at least two choices"),
-        ({"penalty": {"type": "categorical", "choices": ["l1", "l2"], "default": "l3"}}, "default.penalty='l3' is outside"),
+        (
+            {"penalty": {"type": "categorical", "choices": ["l1", "l2"], "default": "l3"}},
+            "default.penalty='l3' is outside",
+        ),
     ],
 )
 def test_bad_declarations_name_the_key(change, message):

@@ -23,7 +23,9 @@ def test_every_task_has_a_small_setting():
 @pytest.mark.parametrize("method_name", METHODS)
 def test_method_follows_the_protocol(method_name, task_name):
     def trials(seed):
-        experiment = build(bench_config(f"task={task_name}", f"method={method_name}", f"seed={seed}", *SMALL[task_name]))
+        experiment = build(
+            bench_config(f"task={task_name}", f"method={method_name}", f"seed={seed}", *SMALL[task_name])
+        )
         assert isinstance(experiment.method, Method) and isinstance(experiment.task, Task)
         result = run(experiment.task, experiment.method, Budget(evaluations=5), seed, batch_size=2)
         space = experiment.task.space

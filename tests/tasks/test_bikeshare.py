@@ -67,7 +67,9 @@ def test_evaluation_is_a_function_of_config_and_seed(task):
     first, again, other = task.evaluate(config, 7), task.evaluate(config, 7), task.evaluate(config, 8)
     assert first == again and first.objective != other.objective
     assert first.cost_steps == 300 and first.ok
-    assert first.metrics["rubric"] == (first.metrics["train_mse"] < RUBRIC_TRAIN and first.objective < RUBRIC_VALIDATION)
+    assert first.metrics["rubric"] == (
+        first.metrics["train_mse"] < RUBRIC_TRAIN and first.objective < RUBRIC_VALIDATION
+    )
 
 
 def test_describe_names_the_data_and_its_checksum(task):

