@@ -80,3 +80,66 @@ class Method(Protocol):
     def ask(self, n: int) -> list[Config]: ...
 
     def tell(self, configs: Sequence[Config], evaluations: Sequence[Evaluation]) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrainingProblem:
+    """One training run as pure functions of a flat weight vector, for hypergradient methods.
+
+    The training is momentum SGD in the form of Maclaurin et al. (2015, Algorithm 1), from
+    ``w0`` with ``v0 = 0``, for t = 0 .. steps-1::
+
+        g_t     = grad_w [ train_loss(w_t, batch(t)) + 0.5 * sum_i exp(log_l2[l2_groups[i]]) * w_i^2 ]
+        v_{t+1} = momentum * v_t - (1 - momentum) * g_t
+        w_{t+1} = w_t + learning_rate * v_{t+1}
+
+    Parameters whose ``l2_groups`` entry is -1 carry no penalty. The continuous hyperparameters
+    (learning rate, momentum, one log-L2 penalty per group) are the method's to choose; everything
+    else (architecture, number of steps, the batch schedule) is fixed by the configuration and seed.
+    """
+
+    w0: Any
+    """Initial weights for this seed, a tensor of shape ``(P,)``."""
+    steps: int
+    """Number of training steps T."""
+    batch: Any
+    """``t: int -> batch``: step t's training batch in this seed's fixed schedule (any step, in any
+    order: a reverse pass reads them backwards)."""
+    train_loss: Any
+    """``(w (P,), batch) -> scalar``: the unpenalised training loss on a batch; differentiable
+    twice in ``w`` with ``torch.func``."""
+    validation_loss: Any
+    """``w (P,) -> scalar``: the objective the hyperparameters are tuned on, differentiable."""
+    l2_groups: Any
+    """``(P,)`` integer tensor: the L2 group of each weight, -1 for none."""
+    l2_names: tuple[str, ...]
+    """One name per L2 group (``all``; a layer; a layer's input unit)."""
+    score: Any
+    """``w (P,) -> Evaluation``: the task's objective, test metrics and metrics of trained weights."""
+
+
+@runtime_checkable
+class DifferentiableTask(Task, Protocol):
+    """A task that can hand its training loop to a hypergradient method.
+
+    Its space declares ``learning_rate``, ``momentum`` and ``l2`` (the continuous hyperparameters
+    a hypergradient method tunes); ``evaluate`` trains with the same momentum SGD as
+    ``TrainingProblem``, so black-box and hypergradient trials score the same training.
+    """
+
+    L2_GRANULARITIES: tuple[str, ...]
+
+    def training_problem(self, config: Config, seed: int, l2_granularity: str = "universal") -> TrainingProblem:
+        """The training ``evaluate(config, seed)`` runs, as pure functions."""
+        ...
+
+
+@runtime_checkable
+class TrainingLoopMethod(Method, Protocol):
+    """A method that trains the configurations it proposes itself (hypergradients).
+
+    The runner calls ``evaluate(task, config, seed)`` instead of ``task.evaluate`` for its trials
+    and for the incumbent's retrainings; it must score the same training as ``task.evaluate``.
+    """
+
+    def evaluate(self, task: Task, config: Config, seed: int) -> Evaluation: ...

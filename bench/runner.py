@@ -15,6 +15,7 @@ time its evaluation really took.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import random
@@ -29,7 +30,7 @@ from tqdm.auto import tqdm
 
 from bench.budget import Budget, Spent
 from bench.errors import BenchError
-from bench.protocols import Evaluation, Method, Task
+from bench.protocols import DifferentiableTask, Evaluation, Method, Task, TrainingLoopMethod
 from bench.space import Config
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,15 @@ def run(
         raise BenchError(f"batch_size={batch_size}: must be a positive whole number")
     if incumbent_repeats < 0:
         raise BenchError(f"incumbent_repeats={incumbent_repeats}: must be zero or more")
+    if isinstance(method, TrainingLoopMethod):
+        if not isinstance(task, DifferentiableTask):
+            raise BenchError(
+                f"method {type(method).__name__} tunes through the training loop and needs a differentiable "
+                f"task (one with training_problem()); task {type(task).__name__} is not"
+            )
+        evaluate = functools.partial(method.evaluate, task)
+    else:
+        evaluate = task.evaluate
     seed_everything(seed)
     trials: list[Trial] = []
     spent = Spent()
@@ -125,7 +135,7 @@ def run(
                 index = len(trials)
                 training_seed = trial_seed(seed, index)
                 tic = time.perf_counter()
-                evaluation = _evaluate(task, config, training_seed)
+                evaluation = _evaluate(evaluate, config, training_seed)
                 measured = time.perf_counter() - tic
                 cost = measured if evaluation.cost_seconds is None else evaluation.cost_seconds
                 simulated_extra += cost - measured
@@ -170,7 +180,7 @@ def run(
         result.incumbent = min(ok, key=lambda t: t.evaluation.objective)
         for repeat in range(incumbent_repeats):
             result.final_seeds.append(final_seed(seed, repeat))
-            result.final.append(_evaluate(task, result.incumbent.config, result.final_seeds[-1]))
+            result.final.append(_evaluate(evaluate, result.incumbent.config, result.final_seeds[-1]))
     return result
 
 
@@ -181,10 +191,10 @@ def _suggestion(task: Task, method: Method, config: Config) -> Config:
         raise RuntimeError(str(error)) from None
 
 
-def _evaluate(task: Task, config: Config, seed: int) -> Evaluation:
+def _evaluate(evaluate: Callable[[Config, int], Evaluation], config: Config, seed: int) -> Evaluation:
     """Run one evaluation; an exception inside training becomes a ``failed`` trial."""
     try:
-        return task.evaluate(config, seed)
+        return evaluate(config, seed)
     except BenchError:
         raise
     except Exception as error:  # noqa: BLE001 - a crashing configuration must not end the run

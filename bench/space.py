@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.stats import qmc
 from skopt.space import Categorical, Dimension, Integer, Real
 
 from bench.errors import BenchError
@@ -75,6 +76,13 @@ class SearchSpace:
         """Number of columns of the unit-cube encoding."""
         return sum(self._width)
 
+    @property
+    def bounds(self) -> dict[str, tuple[Any, Any]]:
+        """(low, high) of each numeric hyperparameter, by name (categoricals have none)."""
+        return {
+            d.name: (_plain(d, d.low), _plain(d, d.high)) for d in self.dimensions if not isinstance(d, Categorical)
+        }
+
     def check(self, config: Mapping[str, Any], where: str = "config") -> Config:
         """Return ``config`` with plain Python values, or raise naming what is outside the space."""
         missing = [n for n in self.names if n not in config]
@@ -105,6 +113,27 @@ class SearchSpace:
         """``n`` independent draws from each dimension's prior (log-uniform where declared)."""
         state = np.random.RandomState(int(rng.integers(2**32)))
         columns = [dim.rvs(n_samples=n, random_state=state) for dim in self.dimensions]
+        return [
+            {dim.name: _plain(dim, column[i]) for dim, column in zip(self.dimensions, columns, strict=True)}
+            for i in range(n)
+        ]
+
+    def sobol(self, n: int, seed: int) -> list[Config]:
+        """The shared initial design: ``n`` scrambled Sobol points, one coordinate per
+        hyperparameter, mapped through each dimension's scale (log where declared); a categorical
+        coordinate picks choice ``floor(u * k)``. The same ``(n, seed)`` gives the same points to
+        every method, so for one seed all model-based methods start from the same trials."""
+        if n <= 0:
+            return []
+        sampler = qmc.Sobol(d=len(self.dimensions), scramble=True, seed=np.random.default_rng([seed, 0x50B0]))
+        u = sampler.random_base2(max(0, math.ceil(math.log2(n))))[:n]  # a power of two keeps the balance
+        columns = []
+        for j, dim in enumerate(self.dimensions):
+            if isinstance(dim, Categorical):
+                k = len(dim.categories)
+                columns.append([dim.categories[min(int(x * k), k - 1)] for x in u[:, j]])
+            else:
+                columns.append(np.clip(dim.inverse_transform(u[:, j]), dim.low, dim.high))
         return [
             {dim.name: _plain(dim, column[i]) for dim, column in zip(self.dimensions, columns, strict=True)}
             for i in range(n)

@@ -6,27 +6,41 @@ with replacement and adds ``learning_rate`` times the batch-mean backpropagated 
 gradient descent on half the mean squared error. Objective: validation MSE on standardised
 ``cnt``; test metric: MSE on the last 21 days; also recorded: train MSE and the project's rubric
 ("the training loss is below 0.09 and the validation loss is below 0.18").
+
+Momentum and L2 (optional hyperparameters, for hypergradient methods; at ``momentum=0`` and
+``l2=0`` the training is the project's). The step is momentum SGD in the form of Maclaurin et al.
+(2015), on half the MSE plus ``0.5 * l2 * |w|^2``::
+
+    v <- momentum * v - (1 - momentum) * gradient;   w <- w + learning_rate * v
+
+``training_problem`` hands the same training to a hypergradient method as pure functions of the
+flat weights (``bench.protocols.TrainingProblem``): same initial weights, same batches.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from bench.errors import BenchError
-from bench.protocols import Evaluation
+from bench.protocols import Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
 from tasks.bikeshare_data import PYPI_REQUIREMENT, UCI_URL, load_hour, udacity_splits
 
 HYPERPARAMETERS = ("iterations", "learning_rate", "hidden_nodes")
+OPTIONAL = {"momentum": 0.0, "l2": 0.0}  # value when the space leaves one out
+L2_GRANULARITIES = ("universal", "per_layer", "per_unit")
 RUBRIC_TRAIN, RUBRIC_VALIDATION = 0.09, 0.18
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class BikeshareTask:
     test_metric = "mse"
+    L2_GRANULARITIES = L2_GRANULARITIES
 
     def __init__(
         self,
@@ -40,11 +54,11 @@ class BikeshareTask:
         pypi_requirement: str = PYPI_REQUIREMENT,
     ) -> None:
         missing = [name for name in HYPERPARAMETERS if name not in space.names]
-        extra = [name for name in space.names if name not in HYPERPARAMETERS]
+        extra = [name for name in space.names if name not in HYPERPARAMETERS and name not in OPTIONAL]
         if missing or extra:
             raise BenchError(
-                f"task.space for bikeshare must declare exactly {', '.join(HYPERPARAMETERS)}; "
-                f"missing {missing}, unknown {extra}"
+                f"task.space for bikeshare must declare {', '.join(HYPERPARAMETERS)} and may declare "
+                f"{', '.join(OPTIONAL)}; missing {missing}, unknown {extra}"
             )
         if dtype not in DTYPES:
             raise BenchError(f"task.dtype={dtype!r}: allowed: {', '.join(DTYPES)}")
@@ -67,14 +81,16 @@ class BikeshareTask:
         self.test = (tensor(s.test_x), tensor(s.test_y))
 
     def evaluate(self, config: Config, seed: int) -> Evaluation:
-        generator = torch.Generator(device=self.device).manual_seed(seed)
+        config = {**OPTIONAL, **config}
         weights, steps = train_mlp(
             *self.train,
             hidden_nodes=config["hidden_nodes"],
             learning_rate=config["learning_rate"],
+            momentum=config["momentum"],
+            l2=config["l2"],
             iterations=config["iterations"],
-            batch_size=self.batch_size,
-            generator=generator,
+            schedule=self.schedule(seed),
+            generator=torch.Generator(device=self.device).manual_seed(seed),
         )
         if weights is None:
             return Evaluation(
@@ -83,6 +99,15 @@ class BikeshareTask:
                 cost_steps=steps,
                 error=f"weights became non-finite by step {steps}",
             )
+        return replace(self.score(weights), cost_steps=steps)
+
+    def schedule(self, seed: int) -> BatchSchedule:
+        return BatchSchedule(len(self.train[1]), self.batch_size, seed, self.device)
+
+    def score(self, weights: tuple[torch.Tensor, torch.Tensor]) -> Evaluation:
+        """Objective, test metric, train MSE and rubric of trained weights."""
+        if not all(bool(torch.isfinite(w).all()) for w in weights):
+            return Evaluation(objective=math.inf, status="diverged", error="weights are non-finite")
         train_mse, validation_mse, test_mse = (
             mse(weights, *split) for split in (self.train, self.validation, self.test)
         )
@@ -93,7 +118,52 @@ class BikeshareTask:
                 "train_mse": train_mse,
                 "rubric": bool(train_mse < RUBRIC_TRAIN and validation_mse < RUBRIC_VALIDATION),
             },
-            cost_steps=steps,
+        )
+
+    def training_problem(self, config: Config, seed: int, l2_granularity: str = "universal") -> TrainingProblem:
+        """``evaluate(config, seed)``'s training as pure functions of w = [W_ih (56 x h) row-major, w_ho (h)].
+
+        L2 groups: ``universal`` one; ``per_layer`` W_ih and w_ho; ``per_unit`` one per input unit
+        of each layer (56 rows of W_ih, then the h hidden units feeding w_ho).
+        """
+        if l2_granularity not in L2_GRANULARITIES:
+            raise BenchError(f"l2_granularity={l2_granularity!r}: allowed: {', '.join(L2_GRANULARITIES)}")
+        n_in, h = self.train[0].shape[1], config["hidden_nodes"]
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        w_ih, w_ho = init_weights(n_in, h, generator, self.train[0])
+        schedule = self.schedule(seed)
+        x, y = self.train
+
+        def unflatten(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return w[: n_in * h].reshape(n_in, h), w[n_in * h :]
+
+        def batch(t: int) -> tuple[torch.Tensor, torch.Tensor]:
+            rows = schedule.rows(t)
+            return x[rows], y[rows]
+
+        def train_loss(w: torch.Tensor, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            return 0.5 * ((predict(unflatten(w), batch[0]) - batch[1]) ** 2).mean()
+
+        def validation_loss(w: torch.Tensor) -> torch.Tensor:
+            return ((predict(unflatten(w), self.validation[0]) - self.validation[1]) ** 2).mean()
+
+        input_unit = torch.arange(n_in, device=self.device).repeat_interleave(h)
+        if l2_granularity == "universal":
+            groups, names = torch.zeros(n_in * h + h, dtype=torch.long), ("all",)
+        elif l2_granularity == "per_layer":
+            groups, names = torch.cat([torch.zeros(n_in * h), torch.ones(h)]).long(), ("input_hidden", "hidden_output")
+        else:
+            groups = torch.cat([input_unit, n_in + torch.arange(h, device=self.device)]).long()
+            names = tuple(f"input_{i}" for i in range(n_in)) + tuple(f"hidden_{j}" for j in range(h))
+        return TrainingProblem(
+            w0=torch.cat([w_ih.reshape(-1), w_ho]),
+            steps=config["iterations"],
+            batch=batch,
+            train_loss=train_loss,
+            validation_loss=validation_loss,
+            l2_groups=groups.to(self.device),
+            l2_names=names,
+            score=lambda w: self.score(unflatten(w.detach())),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -106,7 +176,8 @@ class BikeshareTask:
             "features": len(s.features),
             "rows": {"train": len(s.train_y), "validation": len(s.validation_y), "test": len(s.test_y)},
             "network": "56-h-1, sigmoid hidden, linear output, no biases, N(0, fan_in^-0.5) init",
-            "training": f"gradient descent on 0.5*MSE, {self.batch_size} rows per step with replacement",
+            "training": f"momentum SGD on 0.5*MSE + 0.5*l2*|w|^2 (momentum 0, l2 0: the project's gradient descent), "
+            f"{self.batch_size} rows per step with replacement",
             "objective": "validation MSE on standardised cnt",
             "rubric": f"train MSE < {RUBRIC_TRAIN} and validation MSE < {RUBRIC_VALIDATION}",
         }
@@ -149,6 +220,56 @@ def udacity_step(
     w_input_hidden.addmm_(x.T, hidden_error_term, alpha=scale)
 
 
+class BatchSchedule:
+    """The rows of each training step for one seed: step t's ``batch_size`` rows, with replacement.
+
+    Steps come in chunks of ``chunk``; chunk c is drawn from its own generator seeded by
+    (seed, c), so any step's batch can be rebuilt in any order (a reverse pass reads them
+    backwards) while holding one chunk, not the whole schedule.
+    """
+
+    def __init__(self, n_rows: int, batch_size: int, seed: int, device: torch.device, chunk: int = 256) -> None:
+        self.n_rows, self.batch_size, self.seed, self.device, self.chunk = n_rows, batch_size, seed, device, chunk
+        self._index, self._rows = -1, torch.empty(0)
+
+    def block(self, c: int) -> torch.Tensor:
+        """``(chunk, batch_size)`` row indices of steps c * chunk .. (c + 1) * chunk - 1."""
+        if c != self._index:
+            state = int(np.random.SeedSequence([self.seed, c]).generate_state(1)[0])
+            generator = torch.Generator(device=self.device).manual_seed(state)
+            self._rows = torch.randint(
+                0, self.n_rows, (self.chunk, self.batch_size), generator=generator, device=self.device
+            )
+            self._index = c
+        return self._rows
+
+    def rows(self, t: int) -> torch.Tensor:
+        return self.block(t // self.chunk)[t % self.chunk]
+
+
+def momentum_step(
+    weights: tuple[torch.Tensor, torch.Tensor],
+    velocity: tuple[torch.Tensor, torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    learning_rate: float,
+    momentum: float,
+    l2: float,
+) -> None:
+    """One momentum-SGD step on 0.5 * MSE + 0.5 * l2 * |w|^2, in place (gradients by hand)."""
+    w_input_hidden, w_hidden_output = weights
+    hidden = torch.sigmoid(x @ w_input_hidden)
+    error = y - hidden @ w_hidden_output
+    hidden_error_term = error[:, None] * w_hidden_output * hidden * (1 - hidden)
+    gradients = (
+        -(x.T @ hidden_error_term) / len(y) + l2 * w_input_hidden,
+        -(hidden.T @ error) / len(y) + l2 * w_hidden_output,
+    )
+    for w, v, g in zip(weights, velocity, gradients, strict=True):
+        v.mul_(momentum).add_(g, alpha=-(1 - momentum))
+        w.add_(v, alpha=learning_rate)
+
+
 def train_mlp(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -156,24 +277,27 @@ def train_mlp(
     hidden_nodes: int,
     learning_rate: float,
     iterations: int,
-    batch_size: int,
+    schedule: BatchSchedule,
     generator: torch.Generator,
-    chunk: int = 256,
+    momentum: float = 0.0,
+    l2: float = 0.0,
 ) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, int]:
-    """Train from a fresh initialisation; returns (weights, steps), weights None if they diverged.
-
-    Batch indices are drawn ``chunk`` steps at a time from ``generator`` (one stream per seed).
-    """
+    """Train from a fresh initialisation (weights from ``generator``, batches from ``schedule``);
+    returns (weights, steps), weights None if they diverged. With momentum 0 and l2 0 each step is
+    the project's ``udacity_step``."""
     weights = init_weights(x.shape[1], hidden_nodes, generator, x)
+    velocity = tuple(torch.zeros_like(w) for w in weights) if momentum or l2 else None
     done = 0
     with torch.no_grad():
         while done < iterations:
-            steps = min(chunk, iterations - done)
-            rows = torch.randint(0, len(y), (steps, batch_size), generator=generator, device=x.device)
+            rows = schedule.block(done // schedule.chunk)[: iterations - done]
             batches_x, batches_y = x[rows], y[rows]
-            for t in range(steps):
-                udacity_step(weights, batches_x[t], batches_y[t], learning_rate)
-            done += steps
+            for t in range(len(rows)):
+                if velocity is None:
+                    udacity_step(weights, batches_x[t], batches_y[t], learning_rate)
+                else:
+                    momentum_step(weights, velocity, batches_x[t], batches_y[t], learning_rate, momentum, l2)
+            done += len(rows)
             if not all(bool(torch.isfinite(w).all()) for w in weights):
                 return None, done
     return weights, done

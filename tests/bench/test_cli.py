@@ -2,15 +2,19 @@
 and nothing on disk that a report could mistake for a run."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
+from bench.app import CONFIG_DIR
 from tests.helpers import TINY, run_bench
 
+METHODS = ", ".join(sorted(p.stem for p in (Path(CONFIG_DIR) / "method").glob("*.yaml")))
+TASKS = ", ".join(sorted(p.stem for p in (Path(CONFIG_DIR) / "task").glob("*.yaml")))
 CASES = [
-    (["method=foo"], "error: unknown method 'foo'; allowed: default, random"),
-    (["task=foo"], "error: unknown task 'foo'; allowed: bikeshare"),
+    (["method=foo"], f"error: unknown method 'foo'; allowed: {METHODS}"),
+    (["task=foo"], f"error: unknown task 'foo'; allowed: {TASKS}"),
     (["task.space.hidden_nodes.low=100"], "error: task.space.hidden_nodes: low=100 must be below high=64"),
     (["budget.evaluations=0"], "error: budget.evaluations=0: must be a positive whole number, or null for no limit"),
     (["budget.evaluations=abc"], "Value 'abc' of type 'str' could not be converted to Integer"),
@@ -19,7 +23,8 @@ CASES = [
     (["task.data_path=/no/such/hour.csv"], "error: task.data_path='/no/such/hour.csv': cannot read it"),
     (["task.scaling=zscore"], "error: task.scaling='zscore': allowed: train_validation, all_rows"),
     (["+task.hidden=3"], "error: task.hidden: not an option of tasks.bikeshare.BikeshareTask; allowed: batch_size"),
-    (["-m", "method=random,foo", "seed=0,1"], "error: unknown method 'foo'; allowed: default, random"),
+    (["-m", "method=random,foo", "seed=0,1"], f"error: unknown method 'foo'; allowed: {METHODS}"),
+    (["method=drmad", "method.hvp=jax"], "error: method.hvp='jax': allowed: autograd, func"),
     (
         ["-m", "seed=0,1", "task.space.iterations.high=5,60"],
         "error: task.space.iterations: low=10 must be below high=5",

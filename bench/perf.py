@@ -1,0 +1,291 @@
+"""The suite's own overhead, measured.
+
+    python -m bench.perf methods [--json FILE] [--sizes 10,50,100,200] [--repeats 5]
+                                 [--methods random,gp_ei,gp_ts,skopt_gp] [--task hartmann6]
+    python -m bench.perf hypergrad [--json FILE] [--steps 100,1000,10000] [--hidden 32]
+                                   [--repeats 3] [--device cpu|cuda]
+
+``methods``: the suggestion overhead of each method. Each method runs through the real runner on
+the task (hartmann6 by default, a cheap function, so the time is the method's) until it holds
+``max(sizes) + repeats`` observations; the runner records every ``ask()``'s seconds, and the
+table gives the median over the ``repeats`` asks made with n, n+1, ... observations for each n.
+Model-based methods use ``n_initial = min(sizes)``, so every timed ask is a model suggestion (fit
+included), not a point of the initial design. Prints a Markdown table; ``--json`` writes one record
+per (method, n) with ``method``, ``n_observations``, ``ask_seconds_median`` and the raw seconds.
+Timings are wall-clock on this machine with ``torch_threads`` threads (default 1).
+
+``hypergrad``: the cost of a hypergradient on the bikeshare MLP (56-``hidden``-1, per-layer L2,
+momentum 0.9) for T training steps: plain training (the forward pass alone), DrMAD with K = T
+and K = T/10 points, and exact reverse mode (every w_t stored). Each (method, T) runs in a fresh
+process, so one measurement's memory cannot leak into the next; seconds are the median of
+``repeats`` runs. Peak memory (``peak_bytes``): on a GPU, ``torch.cuda.max_memory_allocated``
+during the runs (bytes held by tensors, the data on the device included); on a CPU, the
+process's resident-set high-water mark during the runs (Linux ``VmHWM``, reset through
+``/proc/self/clear_refs`` just before them), so interpreter, libraries and data are included.
+``peak_above_start_bytes`` subtracts what was held just before the runs: the memory the
+computation itself added (on a CPU it moves in pages and allocator arenas, so values below about
+1 MB are noise). The JSON holds one record per (method, T) with ``method``, ``T``, ``seconds``,
+``peak_bytes``, ``peak_above_start_bytes`` and ``seconds_over_training``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from hydra import compose, initialize_config_dir
+
+from bench.app import CONFIG_DIR, build
+from bench.budget import Budget
+from bench.errors import USER_ERRORS, describe
+from bench.provenance import provenance
+from bench.runner import run
+
+METHODS = ("random", "gp_ei", "gp_ts", "skopt_gp")
+
+
+def method_overhead(method: str, task: str, sizes: list[int], repeats: int, seed: int = 0) -> list[dict]:
+    """One record per n in ``sizes``: the median seconds of ``repeats`` asks made with n.. observations."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=[f"task={task}", f"method={method}", f"seed={seed}"])
+    if "n_initial" in cfg.method:
+        cfg.method.n_initial = min(sizes)
+    experiment = build(cfg)
+    result = run(
+        experiment.task,
+        experiment.method,
+        Budget(evaluations=max(sizes) + repeats),
+        seed,
+        incumbent_repeats=0,
+        progress=True,
+        label=method,
+    )
+    records = []
+    for n in sizes:
+        seconds = [trial.ask_seconds for trial in result.trials[n : n + repeats]]
+        records.append(
+            {
+                "method": method,
+                "n_observations": n,
+                "ask_seconds_median": statistics.median(seconds),
+                "ask_seconds": seconds,
+                "task": task,
+                "torch_threads": torch.get_num_threads(),
+            }
+        )
+    return records
+
+
+HYPERGRADIENTS = {  # label -> method config and overrides
+    "training": ("drmad", []),
+    "drmad K=T": ("drmad", []),
+    "drmad K=T/10": ("drmad", ["method.reverse_fraction=0.1"]),
+    "exact": ("exact_hypergrad", []),
+}
+
+
+def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device: str, seed: int = 0) -> dict:
+    """Seconds (median of ``repeats``) and peak memory of one hypergradient (or plain training)."""
+    method_name, overrides = HYPERGRADIENTS[label]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["task=bikeshare", f"method={method_name}", f"device={device}", *overrides])
+    experiment = build(cfg)
+    task, method = experiment.task, experiment.method
+    config = {**task.space.default, "iterations": steps, "hidden_nodes": hidden, "momentum": 0.9, "l2": 1e-4}
+    problem = task.training_problem(config, seed, "per_layer")
+    hyper = method.initial(config, problem)
+
+    def once() -> None:
+        if label == "training":
+            method.train_only(problem, hyper)
+        else:
+            method.hypergradient(problem, hyper)
+
+    on_gpu = problem.w0.is_cuda
+    method.hypergradient(task.training_problem({**config, "iterations": 2}, seed, "per_layer"), hyper)  # warm-up
+    if on_gpu:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start_bytes = torch.cuda.memory_allocated()
+    else:
+        start_bytes = _reset_peak_rss()
+    seconds = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        once()
+        if on_gpu:
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - tic)
+    peak = torch.cuda.max_memory_allocated() if on_gpu else _peak_rss()
+    return {
+        "method": label,
+        "T": steps,
+        "seconds": statistics.median(seconds),
+        "peak_bytes": int(peak),
+        "peak_above_start_bytes": int(peak - start_bytes),
+        "memory_measure": "cuda max_memory_allocated" if on_gpu else "VmHWM (resident-set high-water mark)",
+        "hidden_nodes": hidden,
+        "parameters": int(problem.w0.numel()),
+        "device": str(problem.w0.device),
+        "seconds_all": seconds,
+    }
+
+
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def _reset_peak_rss() -> int:
+    """Reset the resident-set high-water mark; returns the resident set now (bytes)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
+            clear.write("5")
+        return _status_bytes("VmRSS")
+    except OSError:  # not Linux: the lifetime peak, which bounds the run's from above
+        return 0
+
+
+def _peak_rss() -> int:
+    try:
+        return _status_bytes("VmHWM")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def hypergradient_costs(steps: list[int], hidden: int, repeats: int, device: str) -> list[dict]:
+    """Every (method, T), each in a fresh process; adds ``seconds_over_training``."""
+    records = []
+    for t in steps:
+        for label in HYPERGRADIENTS:
+            print(f"  {label}, T={t} ...", file=sys.stderr, flush=True)
+            argv = ["hypergrad-one", label, str(t), str(hidden), str(repeats), device]
+            done = subprocess.run(
+                [sys.executable, "-m", "bench.perf", *argv], capture_output=True, text=True, env=os.environ.copy()
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"{label} at T={t} failed:\n{done.stderr[-2000:]}")
+            records.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        training = next(r["seconds"] for r in records if r["T"] == t and r["method"] == "training")
+        for r in records:
+            if r["T"] == t:
+                r["seconds_over_training"] = r["seconds"] / training
+    return records
+
+
+def hypergradient_table(records: list[dict]) -> str:
+    frame = pd.DataFrame(records)
+    rows = []
+    for label in HYPERGRADIENTS:
+        row = {"method": label}
+        for r in frame[frame["method"] == label].itertuples():
+            row[f"T={r.T}: seconds"] = f"{r.seconds:.3g} ({r.seconds_over_training:.2f}x)"
+            row[f"T={r.T}: peak MB (added)"] = f"{r.peak_bytes / 2**20:.1f} ({r.peak_above_start_bytes / 2**20:.1f})"
+        rows.append(row)
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def table(records: list[dict]) -> str:
+    frame = pd.DataFrame(records).pivot(index="method", columns="n_observations", values="ask_seconds_median")
+    frame.columns = [f"n={n}" for n in frame.columns]
+    return frame.map(lambda s: f"{s:.3f}").to_markdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="benchmark", required=True)
+    methods = sub.add_parser("methods", help="median seconds per ask() against the number of observations")
+    methods.add_argument("--json", type=Path, help="also write the records to this file")
+    methods.add_argument("--sizes", default="10,50,100,200", help="observation counts (default 10,50,100,200)")
+    methods.add_argument("--repeats", type=int, default=5, help="asks timed per size (default 5)")
+    methods.add_argument("--methods", default=",".join(METHODS), help=f"default {','.join(METHODS)}")
+    methods.add_argument("--task", default="hartmann6", help="task to run on (default hartmann6)")
+    methods.add_argument("--torch-threads", type=int, default=1, help="torch threads (default 1)")
+    hyper = sub.add_parser("hypergrad", help="time and peak memory of DrMAD and exact hypergradients against T")
+    hyper.add_argument("--json", type=Path, help="also write the records to this file")
+    hyper.add_argument("--steps", default="100,1000,10000", help="training lengths T (default 100,1000,10000)")
+    hyper.add_argument("--hidden", type=int, default=32, help="hidden units of the bikeshare MLP (default 32)")
+    hyper.add_argument("--repeats", type=int, default=3, help="timed runs per (method, T) (default 3)")
+    hyper.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default cpu")
+    one = sub.add_parser("hypergrad-one")  # one measurement in this process (used by hypergrad)
+    for name in ("label", "steps", "hidden", "repeats", "device"):
+        one.add_argument(name)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(getattr(args, "torch_threads", 1))
+    if args.benchmark == "hypergrad-one":
+        record = hypergradient_cost(args.label, int(args.steps), int(args.hidden), int(args.repeats), args.device)
+        print(json.dumps(record))
+        return 0
+    if args.benchmark == "hypergrad":
+        return hypergrad_main(args)
+    try:
+        sizes = sorted({int(s) for s in args.sizes.split(",")})
+        if sizes[0] < 1 or args.repeats < 1:
+            raise ValueError
+    except ValueError:
+        print(f"error: --sizes {args.sizes!r} --repeats {args.repeats}: give positive whole numbers", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.torch_threads)
+    records = []
+    try:
+        for method in args.methods.split(","):
+            records.extend(method_overhead(method, args.task, sizes, args.repeats))
+    except USER_ERRORS as error:
+        print(f"error: {describe(error)}", file=sys.stderr)
+        return 2
+    machine = provenance()
+    print(
+        f"\nMedian seconds per ask() on {args.task}, {args.repeats} asks per size, "
+        f"{args.torch_threads} torch thread(s), {machine['platform']}:\n"
+    )
+    print(table(records))
+    if args.json:
+        args.json.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+        print(f"\nrecords: {args.json}")
+    return 0
+
+
+def hypergrad_main(args: argparse.Namespace) -> int:
+    try:
+        steps = sorted({int(s) for s in args.steps.split(",")})
+        if steps[0] < 1 or args.repeats < 1 or args.hidden < 1:
+            raise ValueError
+    except ValueError:
+        print(
+            f"error: --steps {args.steps!r} --hidden {args.hidden} --repeats {args.repeats}: "
+            "give positive whole numbers",
+            file=sys.stderr,
+        )
+        return 2
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda: no CUDA device is visible; allowed here: cpu", file=sys.stderr)
+        return 2
+    records = hypergradient_costs(steps, args.hidden, args.repeats, args.device)
+    machine = provenance()
+    print(
+        f"\nOne hypergradient on the bikeshare MLP (56-{args.hidden}-1, {records[0]['parameters']} weights), "
+        f"median of {args.repeats} runs, 1 torch thread, {records[0]['device']}, {machine['platform']}; "
+        f"seconds (ratio to plain training) and peak memory ({records[0]['memory_measure']}; in brackets, "
+        "what the run added to the memory held before it):\n"
+    )
+    print(hypergradient_table(records))
+    if args.json:
+        args.json.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+        print(f"\nrecords: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

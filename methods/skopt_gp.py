@@ -1,0 +1,47 @@
+"""scikit-optimize's GP optimiser, the classic baseline a user would reach for.
+
+``skopt.Optimizer(base_estimator="GP", acq_func="gp_hedge")`` through ask/tell, started from the
+shared Sobol design (``n_initial_points=0``: the design comes from ``ModelBasedMethod``), batches
+by the constant liar (``strategy="cl_min"``). The optimiser keeps its own state, so each trial is
+told once, when its configuration is next asked; a failed trial is told as the worst objective
+observed by then. A configuration scikit-optimize proposes again is dropped and replaced by a
+random unseen one (``ModelBasedMethod``). Its points carry NumPy scalars; they leave as plain
+Python values.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+
+import numpy as np
+from skopt import Optimizer
+
+from bench.space import Config, SearchSpace
+from methods.model_based import ModelBasedMethod
+
+
+class SkoptGP(ModelBasedMethod):
+    def __init__(self, space: SearchSpace, seed: int, n_initial: int | None = None, acq_func: str = "gp_hedge") -> None:
+        super().__init__(space, seed, n_initial)
+        self.optimizer = Optimizer(
+            copy.deepcopy(space.dimensions),  # scikit-optimize resets transformers on what it is given
+            base_estimator="GP",
+            acq_func=acq_func,
+            n_initial_points=0,
+            random_state=np.random.RandomState(self.rng_seed()),
+        )
+        self.told = 0
+
+    def propose(self, n: int, pending: list[Config]) -> list[Config]:
+        new = range(self.told, len(self.configs))
+        if new:
+            worst = float(np.nanmax(self.objectives))
+            values = [y if math.isfinite(y) else worst for y in self.objectives[self.told :]]
+            self.optimizer.tell([list(self.key(self.configs[i])) for i in new], values)
+            self.told = len(self.configs)
+        with warnings.catch_warnings():  # a repeat is dropped and replaced by ModelBasedMethod anyway
+            warnings.filterwarnings("ignore", message="The objective has been evaluated at point", category=UserWarning)
+            points = self.optimizer.ask(n_points=n, strategy="cl_min") if n > 1 else [self.optimizer.ask()]
+        return [self.space.check(dict(zip(self.space.names, point, strict=True))) for point in points]
