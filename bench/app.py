@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench import config as schema
 from bench.budget import Budget
 from bench.errors import USER_ERRORS, BenchError, describe
+from bench.papers import paper_table
 from bench.protocols import Method, Task
 from bench.provenance import provenance
 from bench.report import CAPTION, render, summarise
@@ -261,10 +262,13 @@ class SweepReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         directory = Path(config.hydra.sweep.dir)
-        runs, _ = load_runs(directory)
+        runs, trials = load_runs(directory)
         if runs.empty:
             log.warning("no completed runs under %s", directory)
             return
         text = render(summarise(runs)) + f"\n\n{len(runs)} runs under {directory}. {CAPTION}\n"
+        if config.get("paper"):
+            text += "\n" + paper_table(config.paper, runs, trials) + "\n"
         (directory / "report.md").write_text(text, encoding="utf-8")
-        print(f"\n{text}\nReproduce this table: python -m bench.report {directory}")
+        paper = f" --paper {config.paper}" if config.get("paper") else ""
+        print(f"\n{text}\nReproduce this table: python -m bench.report {directory}{paper}")

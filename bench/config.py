@@ -40,6 +40,7 @@ class Config:
     device: Device = Device.auto
     torch_threads: int = 1
     progress: bool = True
+    paper: Optional[str] = None  # noqa: UP045  # a paper table the sweep report adds (bench/papers.py)
 
 
 def register() -> None:

@@ -4,6 +4,7 @@
                                  [--methods random,gp_ei,gp_ts,skopt_gp] [--task hartmann6]
     python -m bench.perf hypergrad [--json FILE] [--steps 100,1000,10000] [--hidden 32]
                                    [--repeats 3] [--device cpu|cuda]
+    python -m bench.perf agreement [--json FILE] [--tasks bikeshare,mnist_mlp] [--steps 100,1000]
 
 ``methods``: the suggestion overhead of each method. Each method runs through the real runner on
 the task (hartmann6 by default, a cheap function, so the time is the method's) until it holds
@@ -26,6 +27,10 @@ process's resident-set high-water mark during the runs (Linux ``VmHWM``, reset t
 computation itself added (on a CPU it moves in pages and allocator arenas, so values below about
 1 MB are noise). The JSON holds one record per (method, T) with ``method``, ``T``, ``seconds``,
 ``peak_bytes``, ``peak_above_start_bytes`` and ``seconds_over_training``.
+
+``agreement``: how close DrMAD's hypergradient is to the exact one, per task and T, from the
+task's default configuration (T training steps, per-layer L2, seed 0, float64): the cosine
+similarity and the norm ratio for K = T and K = T/10 points.
 """
 
 from __future__ import annotations
@@ -197,6 +202,41 @@ def hypergradient_table(records: list[dict]) -> str:
     return pd.DataFrame(rows).to_markdown(index=False)
 
 
+def agreement(task_name: str, steps: int, seed: int = 0) -> list[dict]:
+    """DrMAD (K = T, T/10) against exact reverse mode on one task at T = ``steps``."""
+    records = []
+    exact = None
+    for label, method_name, overrides in (
+        ("exact", "exact_hypergrad", []),
+        ("drmad K=T", "drmad", []),
+        ("drmad K=T/10", "drmad", ["method.reverse_fraction=0.1"]),
+    ):
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(
+                "config", overrides=[f"task={task_name}", f"method={method_name}", "task.dtype=float64", *overrides]
+            )
+        experiment = build(cfg)
+        config = {**experiment.task.space.default, "iterations": steps}
+        problem = experiment.task.training_problem(config, seed, "per_layer")
+        gradient = experiment.method.hypergradient(problem, experiment.method.initial(config, problem)).gradient
+        if exact is None:
+            exact = gradient
+            continue
+        records.append(
+            {
+                "task": task_name,
+                "T": steps,
+                "method": label,
+                "cosine": float(gradient @ exact / (gradient.norm() * exact.norm())),
+                "norm_ratio": float(gradient.norm() / exact.norm()),
+                "hyperparameters": ["log_learning_rate", "logit_momentum", *(f"log_l2.{n}" for n in problem.l2_names)],
+                "exact": exact.tolist(),
+                "drmad": gradient.tolist(),
+            }
+        )
+    return records
+
+
 def table(records: list[dict]) -> str:
     frame = pd.DataFrame(records).pivot(index="method", columns="n_observations", values="ask_seconds_median")
     frame.columns = [f"n={n}" for n in frame.columns]
@@ -219,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     hyper.add_argument("--hidden", type=int, default=32, help="hidden units of the bikeshare MLP (default 32)")
     hyper.add_argument("--repeats", type=int, default=3, help="timed runs per (method, T) (default 3)")
     hyper.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default cpu")
+    agree = sub.add_parser("agreement", help="cosine similarity of DrMAD and exact hypergradients")
+    agree.add_argument("--json", type=Path, help="also write the records to this file")
+    agree.add_argument("--tasks", default="bikeshare,mnist_mlp", help="default bikeshare,mnist_mlp")
+    agree.add_argument("--steps", default="100,1000", help="training lengths T (default 100,1000)")
     one = sub.add_parser("hypergrad-one")  # one measurement in this process (used by hypergrad)
     for name in ("label", "steps", "hidden", "repeats", "device"):
         one.add_argument(name)
@@ -230,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.benchmark == "hypergrad":
         return hypergrad_main(args)
+    if args.benchmark == "agreement":
+        return agreement_main(args)
     try:
         sizes = sorted({int(s) for s in args.sizes.split(",")})
         if sizes[0] < 1 or args.repeats < 1:
@@ -251,10 +297,37 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.torch_threads} torch thread(s), {machine['platform']}:\n"
     )
     print(table(records))
-    if args.json:
-        args.json.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
-        print(f"\nrecords: {args.json}")
+    return _write_json(records, args.json)
+
+
+def _write_json(records: list[dict], path: Path | None) -> int:
+    if path:
+        path.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+        print(f"\nrecords: {path}")
     return 0
+
+
+def agreement_main(args: argparse.Namespace) -> int:
+    try:
+        steps = sorted({int(s) for s in args.steps.split(",")})
+        if steps[0] < 1:
+            raise ValueError
+    except ValueError:
+        print(f"error: --steps {args.steps!r}: give positive whole numbers", file=sys.stderr)
+        return 2
+    records = []
+    try:
+        for task_name in args.tasks.split(","):
+            for t in steps:
+                print(f"  {task_name}, T={t} ...", file=sys.stderr, flush=True)
+                records.extend(agreement(task_name, t))
+    except USER_ERRORS as error:
+        print(f"error: {describe(error)}", file=sys.stderr)
+        return 2
+    frame = pd.DataFrame(records)[["task", "T", "method", "cosine", "norm_ratio"]]
+    print("\nDrMAD against exact reverse mode, from each task's default configuration (per-layer L2, float64):\n")
+    print(frame.to_markdown(index=False, floatfmt=".4g"))
+    return _write_json(records, args.json)
 
 
 def hypergrad_main(args: argparse.Namespace) -> int:
@@ -281,10 +354,7 @@ def hypergrad_main(args: argparse.Namespace) -> int:
         "what the run added to the memory held before it):\n"
     )
     print(hypergradient_table(records))
-    if args.json:
-        args.json.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
-        print(f"\nrecords: {args.json}")
-    return 0
+    return _write_json(records, args.json)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Comparison tables from run directories.
 
-    python -m bench.report DIR [--format markdown|csv|latex] [--include-incomplete]
+    python -m bench.report DIR [--format markdown|csv|latex] [--include-incomplete] [--paper NAME]
 
 Reads every run under DIR (any depth) and prints, per task and method: the number of runs, the
 median number of trials, the median and interquartile range of the best validation objective, the
@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.papers import TABLES, paper_table
 from bench.store import load_runs
 
 FORMATS = ("markdown", "csv", "latex")
@@ -126,9 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory", type=Path, help="a run, sweep or results directory")
     parser.add_argument("--format", default="markdown", help=f"one of {', '.join(FORMATS)} (default markdown)")
     parser.add_argument("--include-incomplete", action="store_true", help="also count runs that did not complete")
+    parser.add_argument("--paper", help=f"also print a published table beside ours: {', '.join(TABLES)}")
     args = parser.parse_args(argv)
     try:
+        if args.paper and args.paper not in TABLES:
+            raise BenchError(f"--paper {args.paper!r}: allowed: {', '.join(TABLES)}")
         print(report(args.directory, args.format, args.include_incomplete))
+        if args.paper:
+            runs, trials = load_runs(args.directory, include_incomplete=args.include_incomplete)
+            print("\n" + paper_table(args.paper, runs, trials))
     except BenchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

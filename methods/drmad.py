@@ -57,6 +57,7 @@ from torch.func import grad, jvp
 from bench.errors import BenchError
 from bench.protocols import DifferentiableTask, Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
+from bench.training import momentum_sgd, penalty
 
 CONTINUOUS = ("learning_rate", "momentum", "l2")
 MOMENTUM_RANGE = (1e-3, 0.999)  # momentum is a logit: kept away from 0 and 1
@@ -104,38 +105,12 @@ class Hypergradient:
 
 
 # ---------------------------------------------------------------------------------- forward
-def penalty(problem: TrainingProblem, log_l2: torch.Tensor) -> torch.Tensor:
-    """``(P,)``: each weight's L2 coefficient exp(log_l2[group]), 0 where the group is -1."""
-    groups = problem.l2_groups
-    coefficients = log_l2.exp()[groups.clamp(min=0)]
-    return torch.where(groups >= 0, coefficients, torch.zeros_like(coefficients))
-
-
 def train(
     problem: TrainingProblem, hyper: Hyperparameters, keep_trajectory: bool = False
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-    """Momentum SGD from ``w0``; returns w_T and, if asked, [w_0 .. w_T] and [v_0 .. v_T]."""
-    alpha, gamma, _ = hyper.values()
-    lam = penalty(problem, hyper.log_l2)
-    w = problem.w0.clone()
-    v = torch.zeros_like(w)
-    ws, vs = ([w], [v]) if keep_trajectory else ([], [])
-    for t in range(problem.steps):
-        g = loss_gradient(problem, w, problem.batch(t)) + lam * w
-        v = gamma * v - (1 - gamma) * g
-        w = w + alpha * v
-        if keep_trajectory:
-            ws.append(w)
-            vs.append(v)
-    return w, ws, vs
-
-
-def loss_gradient(problem: TrainingProblem, w: torch.Tensor, batch: Any) -> torch.Tensor:
-    """``(P,)``: grad_w train_loss(w, batch), unpenalised."""
-    with torch.enable_grad():
-        leaf = w.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(problem.train_loss(leaf, batch), leaf)
-    return g
+    """Momentum SGD (``bench.training``) with ``hyper``; w_T and, if asked, every w_t and v_t."""
+    alpha, gamma, l2 = hyper.values()
+    return momentum_sgd(problem, alpha, gamma, l2, keep_trajectory)
 
 
 def gradient_and_hvp(
@@ -167,27 +142,28 @@ def _reverse(
     if not bool(torch.isfinite(w_final).all()):
         return math.nan, torch.full((2 + len(hyper.log_l2),), math.nan, dtype=w_final.dtype)
     alpha, gamma, l2 = hyper.values()
-    lam = penalty(problem, hyper.log_l2)
+    lam = penalty(problem, l2)
     groups = problem.l2_groups
     n_groups = len(hyper.log_l2)
     with torch.enable_grad():
         w_leaf = w_final.detach().requires_grad_(True)
         loss = problem.validation_loss(w_leaf)
         (dw,) = torch.autograd.grad(loss, w_leaf)
-    dw = dw.detach()
+    dw = dw.detach().clone()
     dv = torch.zeros_like(dw)
     d_alpha = torch.zeros((), dtype=dw.dtype)
     d_gamma = torch.zeros((), dtype=dw.dtype)
     d_lam = torch.zeros_like(dw)  # d loss / d lam_i per weight, summed into groups at the end
-    for t, w_t, v_t, v_next in points:
+    decay = 1 - gamma
+    for t, w_t, v_t, v_next in points:  # in-place updates: the reverse pass allocates nothing per step
         d_alpha += dw @ v_next
-        dv = dv + alpha * dw
+        dv.add_(dw, alpha=alpha)
         g_data, h_data = gradient_and_hvp(problem, w_t, problem.batch(t), dv, hvp)
-        g = g_data + lam * w_t
+        g = g_data.addcmul_(lam, w_t)  # the penalised gradient g_t
         d_gamma += dv @ (v_t + g)
-        dw = dw - (1 - gamma) * (h_data + lam * dv)
-        d_lam -= (1 - gamma) * (w_t * dv)  # d/d lam_i of (g . dv) = w_i dv_i
-        dv = gamma * dv
+        dw.add_(h_data, alpha=-decay).addcmul_(lam, dv, value=-decay)  # dw -= (1 - gamma) H_t dv
+        d_lam.addcmul_(w_t, dv, value=-decay)  # d/d lam_i of (g . dv) = w_i dv_i
+        dv.mul_(gamma)
     per_group = torch.zeros(n_groups, dtype=dw.dtype).index_add_(0, groups.clamp(min=0), d_lam * (groups >= 0))
     gradient = torch.cat(
         [
@@ -259,6 +235,7 @@ class HypergradientDescent:
         reverse_fraction: float | None = None,
         fixed: Mapping[str, Any] | None = None,
         hvp: str = "autograd",
+        tune: Sequence[str] = CONTINUOUS,
     ) -> None:
         missing = [name for name in CONTINUOUS if name not in space.names]
         if missing:
@@ -270,6 +247,9 @@ class HypergradientDescent:
             raise BenchError(f"method.meta_optimizer={meta_optimizer!r}: allowed: {', '.join(META_OPTIMIZERS)}")
         if l2_granularity not in L2_GRANULARITIES:
             raise BenchError(f"method.l2_granularity={l2_granularity!r}: allowed: {', '.join(L2_GRANULARITIES)}")
+        unknown = [name for name in tune if name not in CONTINUOUS]
+        if unknown or not tune:
+            raise BenchError(f"method.tune={list(tune)}: choose one or more of {', '.join(CONTINUOUS)}")
         if hvp not in HVPS:
             raise BenchError(f"method.hvp={hvp!r}: allowed: {', '.join(HVPS)}")
         if not meta_step > 0:
@@ -279,6 +259,7 @@ class HypergradientDescent:
         self.space, self.seed = space, seed
         self.meta_optimizer, self.meta_step, self.l2_granularity = meta_optimizer, meta_step, l2_granularity
         self.reverse_points, self.reverse_fraction, self.hvp = reverse_points, reverse_fraction, hvp
+        self.tune = tuple(tune)
         self.start = space.check({**space.default, **(fixed or {})}, where="method.fixed")
         self.theta: torch.Tensor | None = None  # Hyperparameters.as_tensor(), set at the first evaluation
         self.good: torch.Tensor | None = None  # the last theta with a finite loss and hypergradient
@@ -341,7 +322,11 @@ class HypergradientDescent:
                 self.theta = self.project(self.theta)
                 return
             self.theta, gradient = self.good.clone(), self.good_gradient
-        self.theta = self.project(self.theta - self.meta_step * self.direction(gradient))
+        mask = torch.ones_like(gradient)  # hyperparameters not tuned keep their starting values
+        mask[0] *= "learning_rate" in self.tune
+        mask[1] *= "momentum" in self.tune
+        mask[2:] *= "l2" in self.tune
+        self.theta = self.project(self.theta - self.meta_step * mask * self.direction(gradient))
 
     # ------------------------------------------------------------------ pieces
     def hypergradient(self, problem: TrainingProblem, hyper: Hyperparameters) -> Hypergradient:

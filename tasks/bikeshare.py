@@ -23,12 +23,12 @@ import math
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import torch
 
 from bench.errors import BenchError
 from bench.protocols import Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
+from bench.training import BatchSchedule
 from tasks.bikeshare_data import PYPI_REQUIREMENT, UCI_URL, load_hour, udacity_splits
 
 HYPERPARAMETERS = ("iterations", "learning_rate", "hidden_nodes")
@@ -218,33 +218,6 @@ def udacity_step(
     scale = learning_rate / len(y)
     w_hidden_output.add_(hidden.T @ error, alpha=scale)
     w_input_hidden.addmm_(x.T, hidden_error_term, alpha=scale)
-
-
-class BatchSchedule:
-    """The rows of each training step for one seed: step t's ``batch_size`` rows, with replacement.
-
-    Steps come in chunks of ``chunk``; chunk c is drawn from its own generator seeded by
-    (seed, c), so any step's batch can be rebuilt in any order (a reverse pass reads them
-    backwards) while holding one chunk, not the whole schedule.
-    """
-
-    def __init__(self, n_rows: int, batch_size: int, seed: int, device: torch.device, chunk: int = 256) -> None:
-        self.n_rows, self.batch_size, self.seed, self.device, self.chunk = n_rows, batch_size, seed, device, chunk
-        self._index, self._rows = -1, torch.empty(0)
-
-    def block(self, c: int) -> torch.Tensor:
-        """``(chunk, batch_size)`` row indices of steps c * chunk .. (c + 1) * chunk - 1."""
-        if c != self._index:
-            state = int(np.random.SeedSequence([self.seed, c]).generate_state(1)[0])
-            generator = torch.Generator(device=self.device).manual_seed(state)
-            self._rows = torch.randint(
-                0, self.n_rows, (self.chunk, self.batch_size), generator=generator, device=self.device
-            )
-            self._index = c
-        return self._rows
-
-    def rows(self, t: int) -> torch.Tensor:
-        return self.block(t // self.chunk)[t % self.chunk]
 
 
 def momentum_step(

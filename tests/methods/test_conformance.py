@@ -14,7 +14,18 @@ from tests.helpers import TINY, bench_config
 
 METHODS = sorted(p.stem for p in (Path(CONFIG_DIR) / "method").glob("*.yaml"))
 TASKS = sorted(p.stem for p in (Path(CONFIG_DIR) / "task").glob("*.yaml"))
-SMALL = {"bikeshare": TINY, "branin": [], "hartmann6": []}  # overrides that make each task cheap
+SMALL = {  # overrides that make each task cheap
+    "bikeshare": TINY,
+    "branin": [],
+    "hartmann6": [],
+    "mnist_mlp": [
+        "task.dataset=digits",
+        "task.layers=[8]",
+        "task.space.iterations.low=5",
+        "task.space.iterations.high=30",
+        "task.space.iterations.default=10",
+    ],
+}
 
 
 def test_every_task_has_a_small_setting():

@@ -1,0 +1,87 @@
+"""The training every ``TrainingProblem`` defines: momentum SGD on flat weights.
+
+Maclaurin et al. (2015), Algorithm 1, from ``w0`` with ``v0 = 0``, for t = 0 .. T-1::
+
+    g_t     = grad_w train_loss(w_t, batch(t)) + l2_i * w_i      (penalty 0.5 * sum_i l2_i w_i^2)
+    v_{t+1} = momentum * v_t - (1 - momentum) * g_t
+    w_{t+1} = w_t + learning_rate * v_{t+1}
+
+Tasks train their black-box evaluations with it and hypergradient methods differentiate it, so the
+two score the same training by construction. ``BatchSchedule`` gives each step's batch for a seed,
+rebuildable in any order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.protocols import TrainingProblem
+
+
+def penalty(problem: TrainingProblem, l2: torch.Tensor) -> torch.Tensor:
+    """``(P,)``: each weight's L2 coefficient ``l2[group]`` (``l2`` has one entry per group), 0
+    where the group is -1."""
+    groups = problem.l2_groups
+    coefficients = l2[groups.clamp(min=0)]
+    return torch.where(groups >= 0, coefficients, torch.zeros_like(coefficients))
+
+
+def loss_gradient(problem: TrainingProblem, w: torch.Tensor, batch: Any) -> torch.Tensor:
+    """``(P,)``: grad_w train_loss(w, batch), unpenalised."""
+    with torch.enable_grad():
+        leaf = w.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(problem.train_loss(leaf, batch), leaf)
+    return g
+
+
+def momentum_sgd(
+    problem: TrainingProblem,
+    learning_rate: float,
+    momentum: float,
+    l2: torch.Tensor,
+    keep_trajectory: bool = False,
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Train from ``problem.w0``; returns w_T and, if asked, [w_0 .. w_T] and [v_0 .. v_T]
+    (memory O(T x P)). ``l2``: ``(G,)``, one coefficient per L2 group."""
+    lam = penalty(problem, l2)
+    w = problem.w0.clone()
+    v = torch.zeros_like(w)
+    ws, vs = ([w], [v]) if keep_trajectory else ([], [])
+    for t in range(problem.steps):
+        g = loss_gradient(problem, w, problem.batch(t)) + lam * w
+        v = momentum * v - (1 - momentum) * g
+        w = w + learning_rate * v
+        if keep_trajectory:
+            ws.append(w)
+            vs.append(v)
+    return w, ws, vs
+
+
+class BatchSchedule:
+    """The rows of each training step for one seed: step t's ``batch_size`` rows, with replacement.
+
+    Steps come in chunks of ``chunk``; chunk c is drawn from its own generator seeded by
+    (seed, c), so any step's batch can be rebuilt in any order (a reverse pass reads them
+    backwards) while holding one chunk, not the whole schedule.
+    """
+
+    def __init__(self, n_rows: int, batch_size: int, seed: int, device: torch.device, chunk: int = 256) -> None:
+        self.n_rows, self.batch_size, self.seed, self.device, self.chunk = n_rows, batch_size, seed, device, chunk
+        self._index, self._rows = -1, torch.empty(0)
+
+    def block(self, c: int) -> torch.Tensor:
+        """``(chunk, batch_size)`` row indices of steps c * chunk .. (c + 1) * chunk - 1."""
+        if c != self._index:
+            state = int(np.random.SeedSequence([self.seed, c]).generate_state(1)[0])
+            generator = torch.Generator(device=self.device).manual_seed(state)
+            self._rows = torch.randint(
+                0, self.n_rows, (self.chunk, self.batch_size), generator=generator, device=self.device
+            )
+            self._index = c
+        return self._rows
+
+    def rows(self, t: int) -> torch.Tensor:
+        return self.block(t // self.chunk)[t % self.chunk]

@@ -1,0 +1,165 @@
+"""The DrMAD paper's MNIST MLP (Fu et al. 2016; the authors' ``exp1/mad/mad.py``).
+
+A tanh MLP with ``layers`` hidden layers (default 50-50-50) and a 10-way softmax output, trained
+by momentum SGD (``bench.training``) on the mean cross-entropy of batches of 50 images drawn with
+replacement, for ``iterations`` steps (default T = 2000), with an L2 penalty on the weights (biases
+unpenalised). Initial weights N(0, 1/fan_in), biases 0. Defaults as the authors': learning rate
+0.05, momentum 0.95, L2 exp(-4). Objective: validation cross-entropy (what the hypergradient
+lowers); test metric: test error in percent; also recorded: validation error and training loss.
+Data: ``tasks.mnist_data`` (MNIST, Fashion-MNIST or scikit-learn's digits; the run names which).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from bench.errors import BenchError
+from bench.protocols import Evaluation, TrainingProblem
+from bench.space import Config, SearchSpace
+from bench.training import BatchSchedule, momentum_sgd
+from tasks.mnist_data import MNIST_URL, load_images
+
+HYPERPARAMETERS = ("iterations", "learning_rate", "momentum", "l2")
+L2_GRANULARITIES = ("universal", "per_layer", "per_unit")
+SPLITS = ("train", "validation", "test")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class MnistMLPTask:
+    test_metric = "error"
+    L2_GRANULARITIES = L2_GRANULARITIES
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        device: str = "cpu",
+        dataset: str = "auto",
+        data_dir: str | None = None,
+        layers: tuple[int, ...] = (50, 50, 50),
+        batch_size: int = 50,
+        dtype: str = "float32",
+        url: str = MNIST_URL,
+    ) -> None:
+        if sorted(space.names) != sorted(HYPERPARAMETERS):
+            raise BenchError(f"task.space for mnist_mlp must declare exactly {', '.join(HYPERPARAMETERS)}")
+        if dtype not in DTYPES:
+            raise BenchError(f"task.dtype={dtype!r}: allowed: {', '.join(DTYPES)}")
+        if batch_size < 1 or not layers or min(layers) < 1:
+            raise BenchError(f"task.batch_size={batch_size}, task.layers={list(layers)}: give positive whole numbers")
+        self.space = space
+        self.device = torch.device(device)
+        self.dtype = DTYPES[dtype]
+        self.batch_size = batch_size
+        self.images = load_images(dataset, data_dir, url)
+        self.sizes = [self.images.train[0].shape[1], *layers, 10]
+
+        def tensors(split: tuple[Any, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+            x, y = split
+            return torch.tensor(x, dtype=self.dtype, device=self.device), torch.tensor(y, device=self.device)
+
+        self.train, self.validation, self.test = (
+            tensors(s) for s in (self.images.train, self.images.validation, self.images.test)
+        )
+
+    # ------------------------------------------------------------------ protocol
+    def evaluate(self, config: Config, seed: int) -> Evaluation:
+        problem = self.training_problem(config, seed)
+        l2 = torch.tensor([config["l2"]], dtype=self.dtype, device=self.device)
+        w_final, _, _ = momentum_sgd(problem, config["learning_rate"], config["momentum"], l2)
+        return replace(problem.score(w_final), cost_steps=problem.steps)
+
+    def training_problem(self, config: Config, seed: int, l2_granularity: str = "universal") -> TrainingProblem:
+        """w = [W_1 (in x out) row-major, b_1, W_2, b_2, ...]. L2 groups: ``universal`` one for all
+        weights; ``per_layer`` one per weight matrix; ``per_unit`` one per input unit of each layer
+        (784 + 50 + 50 + 50 = 934 for MNIST, as the authors); biases never penalised."""
+        if l2_granularity not in L2_GRANULARITIES:
+            raise BenchError(f"l2_granularity={l2_granularity!r}: allowed: {', '.join(L2_GRANULARITIES)}")
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        pieces, groups = [], []
+        unit_offset = 0
+        for layer, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
+            options = {"dtype": self.dtype, "device": self.device}
+            pieces.append(torch.randn(n_in, n_out, generator=generator, **options).reshape(-1) / math.sqrt(n_in))
+            pieces.append(torch.zeros(n_out, **options))
+            if l2_granularity == "universal":
+                weight_groups = torch.zeros(n_in * n_out)
+            elif l2_granularity == "per_layer":
+                weight_groups = torch.full((n_in * n_out,), layer)
+            else:
+                weight_groups = unit_offset + torch.arange(n_in).repeat_interleave(n_out)
+            groups += [weight_groups.long(), torch.full((n_out,), -1).long()]
+            unit_offset += n_in
+        names = {
+            "universal": ("all",),
+            "per_layer": tuple(f"layer_{k}" for k in range(len(self.sizes) - 1)),
+            "per_unit": tuple(f"layer_{k}_input_{i}" for k, n in enumerate(self.sizes[:-1]) for i in range(n)),
+        }[l2_granularity]
+        schedule = BatchSchedule(len(self.train[1]), self.batch_size, seed, self.device)
+        x, y = self.train
+
+        def batch(t: int) -> tuple[torch.Tensor, torch.Tensor]:
+            rows = schedule.rows(t)
+            return x[rows], y[rows]
+
+        return TrainingProblem(
+            w0=torch.cat(pieces),
+            steps=config["iterations"],
+            batch=batch,
+            train_loss=lambda w, b: F.cross_entropy(self.logits(w, b[0]), b[1]),
+            validation_loss=lambda w: F.cross_entropy(self.logits(w, self.validation[0]), self.validation[1]),
+            l2_groups=torch.cat(groups).to(self.device),
+            l2_names=names,
+            score=self.score,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        images = self.images
+        return {
+            "dataset": images.name,
+            "source": images.source,
+            "sha256": images.sha256,
+            "rows": {
+                "train": len(images.train[1]),
+                "validation": len(images.validation[1]),
+                "test": len(images.test[1]),
+            },
+            "network": "-".join(map(str, self.sizes)) + ", tanh hidden layers, softmax output, N(0, 1/fan_in) init",
+            "training": f"momentum SGD on mean cross-entropy + L2 on weights, {self.batch_size} images per step",
+            "objective": "validation cross-entropy",
+            "test_metric": "test error (%)",
+        }
+
+    # ------------------------------------------------------------------ the network
+    def logits(self, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``(n, pixels) -> (n, 10)``."""
+        offset = 0
+        h = x
+        for k, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
+            weight = w[offset : offset + n_in * n_out].reshape(n_in, n_out)
+            bias = w[offset + n_in * n_out : offset + n_in * n_out + n_out]
+            offset += n_in * n_out + n_out
+            h = h @ weight + bias
+            if k < len(self.sizes) - 2:
+                h = torch.tanh(h)
+        return h
+
+    def score(self, w: torch.Tensor) -> Evaluation:
+        w = w.detach()
+        if not bool(torch.isfinite(w).all()):
+            return Evaluation(objective=math.inf, status="diverged", error="weights are non-finite")
+        with torch.no_grad():
+            validation_logits = self.logits(w, self.validation[0])
+            objective = float(F.cross_entropy(validation_logits, self.validation[1]))
+            validation_error = float((validation_logits.argmax(1) != self.validation[1]).double().mean()) * 100
+            test_error = float((self.logits(w, self.test[0]).argmax(1) != self.test[1]).double().mean()) * 100
+            train_loss = float(F.cross_entropy(self.logits(w, self.train[0]), self.train[1]))
+        return Evaluation(
+            objective=objective,
+            test={"error": test_error},
+            metrics={"validation_error": validation_error, "train_loss": train_loss, "dataset": self.images.dataset},
+        )

@@ -1,0 +1,115 @@
+"""The DrMAD paper's MNIST MLP and its data sources, on real files (digits offline; IDX files
+written here in the real format; MNIST's download path against an unreachable address)."""
+
+import gzip
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from bench.app import build
+from bench.errors import BenchError
+from methods.drmad import Hyperparameters, exact_hypergradient, train
+from tasks.mnist_data import FILES, load_images, read_idx
+from tests.helpers import bench_config, run_bench
+from tests.methods.test_drmad import finite_differences
+
+TINY_MNIST = [
+    "task=mnist_mlp",
+    "task.dataset=digits",
+    "task.layers=[6]",
+    "task.space.iterations.low=2",
+    "task.space.iterations.default=5",
+]
+
+
+def write_idx(path, array):
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as stream:
+        stream.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_digits_are_the_offline_source_and_are_split_1000_400_397():
+    images = load_images("digits")
+    assert [len(s[1]) for s in (images.train, images.validation, images.test)] == [1000, 400, 397]
+    assert images.train[0].shape[1] == 64 and images.train[0].min() >= 0 and images.train[0].max() <= 1
+    assert set(np.unique(images.train[1])) == set(range(10))
+    assert "digits" in images.name
+
+
+def test_idx_files_are_read_with_their_header_and_checked(tmp_path):
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (60000, 28, 28)), np.arange(60000) % 10
+    write_idx(tmp_path / FILES["train_x"], images)
+    write_idx(tmp_path / FILES["train_y"], labels)
+    write_idx(tmp_path / FILES["test_x"], images[:10000])
+    write_idx(tmp_path / FILES["test_y"], labels[:10000])
+    np.testing.assert_array_equal(read_idx(tmp_path / FILES["train_x"]), images)
+    loaded = load_images("fashion_mnist", data_dir=str(tmp_path))
+    assert [len(s[1]) for s in (loaded.train, loaded.validation, loaded.test)] == [15000, 5000, 5000]
+    np.testing.assert_allclose(loaded.validation[0][0], images[15000].reshape(-1) / 255, rtol=1e-6)
+    write_idx(tmp_path / FILES["test_x"], images[:9000])  # a truncated test set is refused
+    with pytest.raises(BenchError, match="expected 60,000 \\+ 10,000 images"):
+        load_images("fashion_mnist", data_dir=str(tmp_path))
+
+
+def test_missing_sources_are_one_line_errors_and_leave_no_partial_download(tmp_path, monkeypatch):
+    with pytest.raises(BenchError, match=f"no IDX files in {tmp_path}"):
+        load_images("fashion_mnist", data_dir=str(tmp_path))
+    monkeypatch.setenv("BENCH_DATA", str(tmp_path))
+    with pytest.raises(BenchError, match="cannot download http://127.0.0.1:9/"):
+        load_images("mnist", url="http://127.0.0.1:9/", timeout=2)
+    assert list((tmp_path / "mnist").iterdir()) == []
+    with pytest.raises(BenchError, match="task.dataset='cifar'"):
+        load_images("cifar")
+
+
+def test_the_exact_hypergradient_of_the_mnist_mlp_equals_finite_differences():
+    task = build(bench_config(*TINY_MNIST, "method=drmad", "task.dtype=float64")).task
+    config = {**task.space.default, "learning_rate": 0.2, "momentum": 0.8, "l2": 1e-2}
+    problem = task.training_problem(config, 0, "per_layer")
+    assert len(problem.l2_names) == 2 and int((problem.l2_groups == -1).sum()) == 6 + 10  # biases
+    h = Hyperparameters(
+        torch.tensor(np.log(0.2)),
+        torch.logit(torch.tensor(0.8, dtype=torch.float64)),
+        torch.log(torch.tensor([1e-2, 3e-2], dtype=torch.float64)),
+    )
+    torch.testing.assert_close(
+        exact_hypergradient(problem, h).gradient, finite_differences(problem, h), rtol=1e-4, atol=1e-9
+    )
+
+
+def test_a_black_box_evaluation_is_the_training_hypergradient_methods_see():
+    task = build(bench_config(*TINY_MNIST, "method=drmad", "task.dtype=float64")).task
+    config = {**task.space.default, "iterations": 40}
+    evaluation = task.evaluate(config, 3)
+    problem = task.training_problem(config, 3)
+    hyper = Hyperparameters(
+        torch.tensor(np.log(config["learning_rate"])),
+        torch.logit(torch.tensor(config["momentum"], dtype=torch.float64)),
+        torch.log(torch.tensor([config["l2"]], dtype=torch.float64)),
+    )
+    assert problem.score(train(problem, hyper)[0]).objective == pytest.approx(evaluation.objective, rel=1e-10)
+    assert 0 <= evaluation.test["error"] <= 100 and evaluation.metrics["dataset"] == "digits"
+
+
+def test_the_drmad_mnist_preset_prints_the_paper_table_beside_its_own_trials(tmp_path):
+    done = run_bench(
+        "suite=drmad_mnist", *TINY_MNIST[1:], f"hydra.sweep.dir={tmp_path}", "hydra.launcher.n_jobs=1", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    trials = {}
+    for path in tmp_path.glob("*/trials.jsonl"):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        trials[rows[0]["method"]] = {row["trial"]: row["test_metric"] for row in rows}
+    assert len(trials["drmad"]) == len(trials["exact_hypergrad"]) == 31
+    line = next(li for li in done.stdout.splitlines() if li.startswith("| this run (digits"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[1:] == [
+        f"{trials['drmad'][0]:.2f}% (1 run)",
+        f"{trials['drmad'][20]:.2f}% (1 run)",
+        f"{trials['exact_hypergrad'][30]:.2f}% (1 run)",
+    ]
+    assert "| published (Fu et al. 2016" in done.stdout and "15.10%" in done.stdout
