@@ -175,7 +175,7 @@ def hypergradient_costs(steps: list[int], hidden: int, repeats: int, device: str
     records = []
     for t in steps:
         for label in HYPERGRADIENTS:
-            print(f"  {label}, T={t} ...", file=sys.stderr, flush=True)
+            _progress(f"  {label}, T={t} ...")
             argv = ["hypergrad-one", label, str(t), str(hidden), str(repeats), device]
             done = subprocess.run(
                 [sys.executable, "-m", "bench.perf", *argv], capture_output=True, text=True, env=os.environ.copy()
@@ -300,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     return _write_json(records, args.json)
 
 
+def _progress(line: str) -> None:
+    """Where a measurement is, on a terminal only (errors stay the one line on stderr)."""
+    if sys.stderr.isatty():
+        print(line, file=sys.stderr, flush=True)
+
+
 def _write_json(records: list[dict], path: Path | None) -> int:
     if path:
         path.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
@@ -316,10 +322,15 @@ def agreement_main(args: argparse.Namespace) -> int:
         print(f"error: --steps {args.steps!r}: give positive whole numbers", file=sys.stderr)
         return 2
     records = []
+    known = sorted(p.stem for p in (Path(CONFIG_DIR) / "task").glob("*.yaml"))
+    unknown = [name for name in args.tasks.split(",") if name not in known]
+    if unknown:
+        print(f"error: --tasks {','.join(unknown)}: allowed: {', '.join(known)}", file=sys.stderr)
+        return 2
     try:
         for task_name in args.tasks.split(","):
             for t in steps:
-                print(f"  {task_name}, T={t} ...", file=sys.stderr, flush=True)
+                _progress(f"  {task_name}, T={t} ...")
                 records.extend(agreement(task_name, t))
     except USER_ERRORS as error:
         print(f"error: {describe(error)}", file=sys.stderr)
