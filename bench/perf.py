@@ -225,6 +225,7 @@ def agreement(task_name: str, steps: int, seed: int = 0) -> list[dict]:
         records.append(
             {
                 "task": task_name,
+                "dataset": experiment.task.describe().get("dataset"),
                 "T": steps,
                 "method": label,
                 "cosine": float(gradient @ exact / (gradient.norm() * exact.norm())),
@@ -335,7 +336,7 @@ def agreement_main(args: argparse.Namespace) -> int:
     except USER_ERRORS as error:
         print(f"error: {describe(error)}", file=sys.stderr)
         return 2
-    frame = pd.DataFrame(records)[["task", "T", "method", "cosine", "norm_ratio"]]
+    frame = pd.DataFrame(records)[["task", "dataset", "T", "method", "cosine", "norm_ratio"]]
     print("\nDrMAD against exact reverse mode, from each task's default configuration (per-layer L2, float64):\n")
     print(frame.to_markdown(index=False, floatfmt=".4g"))
     return _write_json(records, args.json)
