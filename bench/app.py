@@ -104,9 +104,9 @@ def _component(options: dict[str, Any], group: str, **injected: Any) -> Any:
         cls = hydra.utils.get_class(target)
     except Exception as error:  # noqa: BLE001 - any import failure is a bad _target_
         raise BenchError(f"{group}._target_={target}: cannot import it ({error})") from None
-    parameters = signature(cls).parameters
-    if not any(p.kind is Parameter.VAR_KEYWORD for p in parameters.values()):
-        allowed = sorted(set(parameters) - set(injected))
+    accepted = _options_of(cls)
+    if accepted is not None:
+        allowed = sorted(accepted - set(injected))
         for key in options:
             if key != "_target_" and key not in allowed:
                 raise BenchError(f"{group}.{key}: not an option of {target}; allowed: {', '.join(allowed)}")
@@ -116,6 +116,21 @@ def _component(options: dict[str, Any], group: str, **injected: Any) -> Any:
         if isinstance(error.__cause__, BenchError):
             raise error.__cause__ from None
         raise
+
+
+def _options_of(cls: type) -> set[str] | None:
+    """The keyword options ``cls(...)`` accepts, following ``**options`` up to the base classes
+    that receive them; None when some ``__init__`` accepts anything."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameters = signature(init).parameters
+        names |= {n for n, p in parameters.items() if n != "self" and p.kind is not Parameter.VAR_KEYWORD}
+        if not any(p.kind is Parameter.VAR_KEYWORD for p in parameters.values()):
+            return names
+    return None
 
 
 # ------------------------------------------------------------------------------------- the job

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -216,25 +217,11 @@ class GPThompsonSampling(GPBayesOpt):
 
     SAMPLERS = ("pathwise", "discrete")
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        seed: int,
-        sampler: str = "pathwise",
-        n_initial: int | None = None,
-        log_objective: bool = False,
-        num_restarts: int = 10,
-        raw_samples: int = 512,
-        pool_size: int = 1024,
-        priors: str = "dim_scaled",
-        maxiter: int = 50,
-        refit_maxiter: int = 25,
-    ) -> None:
+    def __init__(self, space: SearchSpace, seed: int, sampler: str = "pathwise", **options: Any) -> None:
+        """``options``: those of ``GPBayesOpt``, the surrogate shared with gp_ei."""
         if sampler not in self.SAMPLERS:
             raise BenchError(f"method.sampler={sampler!r}: allowed: {', '.join(self.SAMPLERS)}")
-        super().__init__(
-            space, seed, n_initial, log_objective, num_restarts, raw_samples, pool_size, priors, maxiter, refit_maxiter
-        )
+        super().__init__(space, seed, **options)
         self.sampler = sampler
 
     def acquire(self, model: SingleTaskGP, n: int, x_pending: torch.Tensor | None) -> tuple[torch.Tensor, Scorer]:
