@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.benchmark == "agreement":
         return agreement_main(args)
     try:
-        sizes = sorted({int(s) for s in args.sizes.split(",")})
+        sizes = _counts(args.sizes)
         if sizes[0] < 1 or args.repeats < 1:
             raise ValueError
     except ValueError:
@@ -301,6 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     return _write_json(records, args.json)
 
 
+def _counts(text: str) -> list[int]:
+    """``"100,10,100"`` -> ``[10, 100]``; ValueError unless each is a whole number."""
+    return sorted({int(s) for s in text.split(",")})
+
+
 def _progress(line: str) -> None:
     """Where a measurement is, on a terminal only (errors stay the one line on stderr)."""
     if sys.stderr.isatty():
@@ -316,7 +321,7 @@ def _write_json(records: list[dict], path: Path | None) -> int:
 
 def agreement_main(args: argparse.Namespace) -> int:
     try:
-        steps = sorted({int(s) for s in args.steps.split(",")})
+        steps = _counts(args.steps)
         if steps[0] < 1:
             raise ValueError
     except ValueError:
@@ -344,7 +349,7 @@ def agreement_main(args: argparse.Namespace) -> int:
 
 def hypergrad_main(args: argparse.Namespace) -> int:
     try:
-        steps = sorted({int(s) for s in args.steps.split(",")})
+        steps = _counts(args.steps)
         if steps[0] < 1 or args.repeats < 1 or args.hidden < 1:
             raise ValueError
     except ValueError:

@@ -18,7 +18,25 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.errors import BenchError
 from bench.protocols import TrainingProblem
+
+L2_GRANULARITIES = ("universal", "per_layer", "per_unit")
+"""How a differentiable task groups its weights into L2 penalties: one for all; one per weight
+matrix; one per input unit of each layer."""
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def check_granularity(l2_granularity: str, where: str = "l2_granularity") -> str:
+    if l2_granularity not in L2_GRANULARITIES:
+        raise BenchError(f"{where}={l2_granularity!r}: allowed: {', '.join(L2_GRANULARITIES)}")
+    return l2_granularity
+
+
+def torch_dtype(name: str, where: str = "task.dtype") -> torch.dtype:
+    if name not in DTYPES:
+        raise BenchError(f"{where}={name!r}: allowed: {', '.join(DTYPES)}")
+    return DTYPES[name]
 
 
 def penalty(problem: TrainingProblem, l2: torch.Tensor) -> torch.Tensor:

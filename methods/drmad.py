@@ -57,7 +57,7 @@ from torch.func import grad, jvp
 from bench.errors import BenchError
 from bench.protocols import DifferentiableTask, Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
-from bench.training import momentum_sgd, penalty
+from bench.training import check_granularity, momentum_sgd, penalty
 
 CONTINUOUS = ("learning_rate", "momentum", "l2")
 MOMENTUM_RANGE = (1e-3, 0.999)  # momentum is a logit: kept away from 0 and 1
@@ -208,7 +208,6 @@ def drmad_hypergradient(
 
 # ---------------------------------------------------------------------------------- meta-loop
 META_OPTIMIZERS = ("adam", "sign")
-L2_GRANULARITIES = ("universal", "per_layer", "per_unit")
 HVPS = ("autograd", "func")
 
 
@@ -221,8 +220,6 @@ class HypergradientDescent:
     step: the hyperparameters go back to the last finite point and the meta step size halves.
     The continuous hyperparameters stay inside the task's search space (projected steps).
     """
-
-    reverse = "exact"
 
     def __init__(
         self,
@@ -245,8 +242,7 @@ class HypergradientDescent:
             )
         if meta_optimizer not in META_OPTIMIZERS:
             raise BenchError(f"method.meta_optimizer={meta_optimizer!r}: allowed: {', '.join(META_OPTIMIZERS)}")
-        if l2_granularity not in L2_GRANULARITIES:
-            raise BenchError(f"method.l2_granularity={l2_granularity!r}: allowed: {', '.join(L2_GRANULARITIES)}")
+        check_granularity(l2_granularity, where="method.l2_granularity")
         unknown = [name for name in tune if name not in CONTINUOUS]
         if unknown or not tune:
             raise BenchError(f"method.tune={list(tune)}: choose one or more of {', '.join(CONTINUOUS)}")
@@ -264,8 +260,9 @@ class HypergradientDescent:
         self.theta: torch.Tensor | None = None  # Hyperparameters.as_tensor(), set at the first evaluation
         self.good: torch.Tensor | None = None  # the last theta with a finite loss and hypergradient
         self.good_gradient: torch.Tensor | None = None
-        self.adam_m: torch.Tensor | None = None
+        self.adam_m: torch.Tensor | None = None  # Adam's moment estimates and step count
         self.adam_v: torch.Tensor | None = None
+        self.adam_t = 0
         self.iteration = 0
         self.pending: Config | None = None
         self.last: Hypergradient | None = None
@@ -343,7 +340,7 @@ class HypergradientDescent:
             return gradient.sign()
         b1, b2, eps = 0.9, 0.999, 1e-8  # Adam (Kingma and Ba 2015), step counted per accepted update
         if self.adam_m is None:
-            self.adam_m, self.adam_v, self.adam_t = torch.zeros_like(gradient), torch.zeros_like(gradient), 0
+            self.adam_m, self.adam_v = torch.zeros_like(gradient), torch.zeros_like(gradient)
         self.adam_t += 1
         self.adam_m = b1 * self.adam_m + (1 - b1) * gradient
         self.adam_v = b2 * self.adam_v + (1 - b2) * gradient**2
@@ -393,8 +390,6 @@ class ExactHypergradient(HypergradientDescent):
 
 class DrMAD(HypergradientDescent):
     """Hyper-iterations on DrMAD hypergradients (only w_0 and w_T kept)."""
-
-    reverse = "drmad"
 
     def hypergradient(self, problem: TrainingProblem, hyper: Hyperparameters) -> Hypergradient:
         points = self.reverse_points

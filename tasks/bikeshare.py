@@ -28,14 +28,12 @@ import torch
 from bench.errors import BenchError
 from bench.protocols import Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
-from bench.training import BatchSchedule
+from bench.training import L2_GRANULARITIES, BatchSchedule, check_granularity, torch_dtype
 from tasks.bikeshare_data import PYPI_REQUIREMENT, UCI_URL, load_hour, udacity_splits
 
 HYPERPARAMETERS = ("iterations", "learning_rate", "hidden_nodes")
 OPTIONAL = {"momentum": 0.0, "l2": 0.0}  # value when the space leaves one out
-L2_GRANULARITIES = ("universal", "per_layer", "per_unit")
 RUBRIC_TRAIN, RUBRIC_VALIDATION = 0.09, 0.18
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class BikeshareTask:
@@ -60,13 +58,11 @@ class BikeshareTask:
                 f"task.space for bikeshare must declare {', '.join(HYPERPARAMETERS)} and may declare "
                 f"{', '.join(OPTIONAL)}; missing {missing}, unknown {extra}"
             )
-        if dtype not in DTYPES:
-            raise BenchError(f"task.dtype={dtype!r}: allowed: {', '.join(DTYPES)}")
         if batch_size < 1:
             raise BenchError(f"task.batch_size={batch_size}: must be a positive whole number")
         self.space = space
         self.device = torch.device(device)
-        self.dtype = DTYPES[dtype]
+        self.dtype = torch_dtype(dtype)
         self.batch_size = batch_size
         self.data = load_hour(data_path, uci_url, pypi_requirement)
         self.splits = udacity_splits(self.data.frame, scaling)
@@ -126,8 +122,7 @@ class BikeshareTask:
         L2 groups: ``universal`` one; ``per_layer`` W_ih and w_ho; ``per_unit`` one per input unit
         of each layer (56 rows of W_ih, then the h hidden units feeding w_ho).
         """
-        if l2_granularity not in L2_GRANULARITIES:
-            raise BenchError(f"l2_granularity={l2_granularity!r}: allowed: {', '.join(L2_GRANULARITIES)}")
+        check_granularity(l2_granularity)
         n_in, h = self.train[0].shape[1], config["hidden_nodes"]
         generator = torch.Generator(device=self.device).manual_seed(seed)
         w_ih, w_ho = init_weights(n_in, h, generator, self.train[0])

@@ -89,7 +89,7 @@ def load_images(
         return _digits()
     if dataset == "fashion_mnist":
         folder = Path(data_dir) if data_dir else FASHION_DIR
-        if not all((folder / name).exists() for name in FILES.values()):
+        if not _complete(folder):
             raise BenchError(
                 f"task.dataset=fashion_mnist: no IDX files in {folder} "
                 "(apt-get install dataset-fashion-mnist, or set task.data_dir)"
@@ -103,14 +103,19 @@ def load_images(
         return load_images("mnist", data_dir, url, timeout)
     except BenchError:
         pass
-    if all((FASHION_DIR / name).exists() for name in FILES.values()):
+    if _complete(FASHION_DIR):
         return load_images("fashion_mnist")
     return _digits()
 
 
+def _complete(folder: Path) -> bool:
+    """Whether ``folder`` holds all four IDX files."""
+    return all((folder / name).exists() for name in FILES.values())
+
+
 def _fetch_mnist(folder: Path, url: str, timeout: float) -> str:
     """Cached files, or a download into the cache; returns where they came from."""
-    if all((folder / name).exists() for name in FILES.values()):
+    if _complete(folder):
         return f"cache {folder}"
     folder.mkdir(parents=True, exist_ok=True)
     for name in FILES.values():

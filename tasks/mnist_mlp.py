@@ -21,13 +21,11 @@ import torch.nn.functional as F
 from bench.errors import BenchError
 from bench.protocols import Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
-from bench.training import BatchSchedule, momentum_sgd
+from bench.training import L2_GRANULARITIES, BatchSchedule, check_granularity, momentum_sgd, torch_dtype
 from tasks.mnist_data import MNIST_URL, load_images
 
 HYPERPARAMETERS = ("iterations", "learning_rate", "momentum", "l2")
-L2_GRANULARITIES = ("universal", "per_layer", "per_unit")
 SPLITS = ("train", "validation", "test")
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class MnistMLPTask:
@@ -47,13 +45,11 @@ class MnistMLPTask:
     ) -> None:
         if sorted(space.names) != sorted(HYPERPARAMETERS):
             raise BenchError(f"task.space for mnist_mlp must declare exactly {', '.join(HYPERPARAMETERS)}")
-        if dtype not in DTYPES:
-            raise BenchError(f"task.dtype={dtype!r}: allowed: {', '.join(DTYPES)}")
         if batch_size < 1 or not layers or min(layers) < 1:
             raise BenchError(f"task.batch_size={batch_size}, task.layers={list(layers)}: give positive whole numbers")
         self.space = space
         self.device = torch.device(device)
-        self.dtype = DTYPES[dtype]
+        self.dtype = torch_dtype(dtype)
         self.batch_size = batch_size
         self.images = load_images(dataset, data_dir, url)
         self.sizes = [self.images.train[0].shape[1], *layers, 10]
@@ -77,8 +73,7 @@ class MnistMLPTask:
         """w = [W_1 (in x out) row-major, b_1, W_2, b_2, ...]. L2 groups: ``universal`` one for all
         weights; ``per_layer`` one per weight matrix; ``per_unit`` one per input unit of each layer
         (784 + 50 + 50 + 50 = 934 for MNIST, as the authors); biases never penalised."""
-        if l2_granularity not in L2_GRANULARITIES:
-            raise BenchError(f"l2_granularity={l2_granularity!r}: allowed: {', '.join(L2_GRANULARITIES)}")
+        check_granularity(l2_granularity)
         generator = torch.Generator(device=self.device).manual_seed(seed)
         pieces, groups = [], []
         unit_offset = 0

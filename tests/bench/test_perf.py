@@ -7,23 +7,16 @@ import statistics
 from tests.helpers import run_module
 
 
-def test_methods_benchmark_records_one_median_per_method_and_size(tmp_path):
-    out = tmp_path / "methods.json"
-    done = run_module(
-        "bench.perf",
-        "methods",
-        "--sizes",
-        "3,5",
-        "--repeats",
-        "2",
-        "--methods",
-        "random,gp_ei",
-        "--json",
-        str(out),
-        cwd=tmp_path,
-    )
+def perf(tmp_path, *arguments: str):
+    """``python -m bench.perf ARGUMENTS --json FILE``: the finished process and its records."""
+    out = tmp_path / "records.json"
+    done = run_module("bench.perf", *arguments, "--json", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    records = json.loads(out.read_text())
+    return done, json.loads(out.read_text())
+
+
+def test_methods_benchmark_records_one_median_per_method_and_size(tmp_path):
+    done, records = perf(tmp_path, "methods", "--sizes", "3,5", "--repeats", "2", "--methods", "random,gp_ei")
     assert [(r["method"], r["n_observations"]) for r in records] == [
         ("random", 3),
         ("random", 5),
@@ -35,22 +28,7 @@ def test_methods_benchmark_records_one_median_per_method_and_size(tmp_path):
 
 
 def test_hypergrad_benchmark_reports_every_method_and_length_against_training(tmp_path):
-    out = tmp_path / "hypergrad.json"
-    done = run_module(
-        "bench.perf",
-        "hypergrad",
-        "--steps",
-        "3,20",
-        "--hidden",
-        "2",
-        "--repeats",
-        "1",
-        "--json",
-        str(out),
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    records = json.loads(out.read_text())
+    _, records = perf(tmp_path, "hypergrad", "--steps", "3,20", "--hidden", "2", "--repeats", "1")
     assert {(r["method"], r["T"]) for r in records} == {
         (m, t) for m in ("training", "drmad K=T", "drmad K=T/10", "exact") for t in (3, 20)
     }
@@ -61,12 +39,7 @@ def test_hypergrad_benchmark_reports_every_method_and_length_against_training(tm
 
 
 def test_agreement_is_perfect_where_the_trajectory_is_a_line(tmp_path):
-    out = tmp_path / "agreement.json"
-    done = run_module(
-        "bench.perf", "agreement", "--tasks", "bikeshare", "--steps", "1", "--json", str(out), cwd=tmp_path
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    records = json.loads(out.read_text())
+    _, records = perf(tmp_path, "agreement", "--tasks", "bikeshare", "--steps", "1")
     assert [r["method"] for r in records] == ["drmad K=T", "drmad K=T/10"]
     assert all(abs(r["cosine"] - 1) < 1e-12 and abs(r["norm_ratio"] - 1) < 1e-12 for r in records)
 
