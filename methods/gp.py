@@ -9,7 +9,10 @@ BoTorch's earlier Gamma priors; on held-out hartmann6 seeds (100-119, 50 evaluat
 median regret was 0.066 with ``dim_scaled`` and 0.123 with ``gamma``. The first fit runs
 L-BFGS-B to convergence; later fits start from the previous hyperparameters and take at most
 ``refit_maxiter`` steps (the marginal likelihood moves little with one more observation, and a
-full refit dominated the suggestion time at n = 200). BoTorch maximises, so the model sees ``-objective``; with
+full refit dominated the suggestion time at n = 200). Noise (``noise_std``): learned with the
+likelihood's prior when null; a known standard deviation gives a fixed-noise likelihood, and 0 (a
+deterministic objective, as the synthetic tasks declare) a jitter of 1e-6 of the outcome variance,
+as BoTorch advises for noise-free data. BoTorch maximises, so the model sees ``-objective``; with
 ``log_objective`` it sees ``-log(objective)`` (shifted to be positive first when it is not).
 
 Integer and categorical dimensions. The acquisition is optimised over the continuous relaxation
@@ -20,10 +23,14 @@ pool (Sobol points and perturbations of the best observations, rounded) scored b
 acquisition: the method never proposes a configuration twice.
 
 - ``GPExpectedImprovement``: ``qLogExpectedImprovement`` (Ament et al. 2023); the q points of a
-  batch are optimised jointly by multi-start L-BFGS-B (``optimize_acqf``).
-- ``GPThompsonSampling``: one posterior sample per suggestion. ``sampler=pathwise`` draws
-  Matheron paths (Wilson et al. 2020) and maximises each over the relaxation;
-  ``sampler=discrete`` draws joint samples over the candidate pool and takes each one's argmax.
+  batch are optimised jointly by multi-start L-BFGS-B (``optimize_acqf``). A single point with
+  nothing pending takes ``LogExpectedImprovement``, the closed form qLogEI estimates by QMC: the
+  same acquisition without sampling error, in half the time at n = 200.
+- ``GPThompsonSampling``: one posterior sample per suggestion. ``sampler=discrete`` (default)
+  draws joint samples over the candidate pool and takes each one's argmax; ``sampler=pathwise``
+  draws Matheron paths (Wilson et al. 2020) and maximises each over the relaxation. On held-out
+  hartmann6 seeds 100-119 (50 evaluations, noise-free) the discrete sampler's median regret was
+  0.123 and the pathwise one's 0.127, reaching the global basin in 40% and 25% of runs.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from botorch.acquisition import qLogExpectedImprovement
+from botorch.acquisition import LogExpectedImprovement, qLogExpectedImprovement
 from botorch.acquisition.thompson_sampling import PathwiseThompsonSampling
 from botorch.exceptions import ModelFittingError
 from botorch.exceptions.warnings import BotorchWarning
@@ -62,6 +69,7 @@ log = logging.getLogger(__name__)
 DTYPE = torch.float64
 HYPERPARAMETERS = ("covar_module.", "mean_module.", "likelihood.")  # what a warm start carries over
 PRIORS = ("dim_scaled", "gamma")
+NOISE_FREE_JITTER = 1.001e-6  # noise_std=0: noise variance over outcome variance (gpytorch rounds below 1e-6 up)
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 """Acquisition value of each row of an ``(n, d)`` tensor of encoded configurations -> ``(n,)``."""
 
@@ -81,8 +89,13 @@ class GPBayesOpt(ModelBasedMethod):
         priors: str = "dim_scaled",
         maxiter: int = 50,
         refit_maxiter: int = 25,
+        noise_std: float | None = None,
     ) -> None:
         super().__init__(space, seed, n_initial)
+        if noise_std is not None and (noise_std < 0 or (log_objective and noise_std > 0)):
+            allowed = "0 or null with log_objective" if log_objective else "a number >= 0, or null (inferred)"
+            raise BenchError(f"method.noise_std={noise_std}: allowed: {allowed}")
+        self.noise_std = noise_std
         if priors not in PRIORS:
             raise BenchError(f"method.priors={priors!r}: allowed: {', '.join(PRIORS)}")
         self.priors = priors
@@ -112,9 +125,14 @@ class GPBayesOpt(ModelBasedMethod):
         else:
             kernel = get_covar_module_with_dim_scaled_prior(d, use_rbf_kernel=False)
             likelihood = get_gaussian_likelihood_with_lognormal_prior()
+        variance = None
+        if self.noise_std is not None:  # known noise: a fixed-noise likelihood, floored at a jitter
+            floor = NOISE_FREE_JITTER * max(float(y.var()), 1e-12) if len(y) > 1 else 1e-12
+            variance, likelihood = torch.full_like(y, max(self.noise_std**2, floor)), None
         model = SingleTaskGP(
             x,
             y,
+            train_Yvar=variance,
             covar_module=kernel,
             likelihood=likelihood,
             input_transform=Normalize(d=d, bounds=self.bounds),
@@ -132,9 +150,8 @@ class GPBayesOpt(ModelBasedMethod):
             except ModelFittingError as error:  # keep the warm-start (or prior) values and go on
                 log.warning("GP fit failed (%s); using the previous hyperparameters", error)
         model.eval()
-        self.hyperparameters = {
-            k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(HYPERPARAMETERS)
-        }
+        carried = HYPERPARAMETERS if self.noise_std is None else HYPERPARAMETERS[:2]  # fixed noise: per point
+        self.hyperparameters = {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(carried)}
         return model
 
     def modelled(self, y: np.ndarray) -> np.ndarray:
@@ -204,11 +221,15 @@ class GPBayesOpt(ModelBasedMethod):
 
 
 class GPExpectedImprovement(GPBayesOpt):
-    """qLogEI, batches of q optimised jointly."""
+    """Log expected improvement: qLogEI for batches (q points optimised jointly) and next to
+    pending points; one point alone takes its exact closed form, which qLogEI estimates by QMC."""
 
     def acquire(self, model: SingleTaskGP, n: int, x_pending: torch.Tensor | None) -> tuple[torch.Tensor, Scorer]:
         best = model.outcome_transform.untransform(model.train_targets.unsqueeze(-1))[0].max()
-        acquisition = qLogExpectedImprovement(model, best_f=best, X_pending=x_pending)
+        if n == 1 and x_pending is None:
+            acquisition = LogExpectedImprovement(model, best_f=best)
+        else:
+            acquisition = qLogExpectedImprovement(model, best_f=best, X_pending=x_pending)
         return self.maximise(acquisition, n), lambda x: acquisition(x.unsqueeze(-2)).detach()
 
 

@@ -2,11 +2,13 @@
 
 ``skopt.Optimizer(base_estimator="GP", acq_func="gp_hedge")`` through ask/tell, started from the
 shared Sobol design (``n_initial_points=0``: the design comes from ``ModelBasedMethod``), batches
-by the constant liar (``strategy="cl_min"``). The optimiser keeps its own state, so each trial is
-told once, when its configuration is next asked; a failed trial is told as the worst objective
-observed by then. A configuration scikit-optimize proposes again is dropped and replaced by a
-random unseen one (``ModelBasedMethod``). Its points carry NumPy scalars; they leave as plain
-Python values.
+by the constant liar (``strategy="cl_min"``). With ``noise_std`` known (a synthetic task declares
+it), the same GP is built by ``cook_estimator`` with that noise variance (1e-10 when noise-free,
+as scikit-optimize's documentation advises) instead of a learned one, as gp_ei and gp_ts are told.
+The optimiser keeps its own state, so each trial is told once, when its configuration is next
+asked; a failed trial is told as the worst objective observed by then. A configuration
+scikit-optimize proposes again is dropped and replaced by a random unseen one
+(``ModelBasedMethod``). Its points carry NumPy scalars; they leave as plain Python values.
 """
 
 from __future__ import annotations
@@ -17,17 +19,33 @@ import warnings
 
 import numpy as np
 from skopt import Optimizer
+from skopt.utils import cook_estimator
 
+from bench.errors import BenchError
 from bench.space import Config, SearchSpace
 from methods.model_based import ModelBasedMethod
 
 
 class SkoptGP(ModelBasedMethod):
-    def __init__(self, space: SearchSpace, seed: int, n_initial: int | None = None, acq_func: str = "gp_hedge") -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int,
+        n_initial: int | None = None,
+        acq_func: str = "gp_hedge",
+        noise_std: float | None = None,
+    ) -> None:
         super().__init__(space, seed, n_initial)
+        if noise_std is not None and noise_std < 0:
+            raise BenchError(f"method.noise_std={noise_std}: allowed: a number >= 0, or null (inferred)")
+        dimensions = copy.deepcopy(space.dimensions)  # scikit-optimize resets transformers on what it is given
+        estimator = "GP"  # scikit-optimize's own GP, its noise learned (noise="gaussian")
+        if noise_std is not None:  # the same GP told the noise variance (1e-10 for noise-free, as its docs say)
+            state = np.random.RandomState(self.rng_seed() + 1).randint(np.iinfo(np.int32).max)
+            estimator = cook_estimator("GP", space=dimensions, random_state=state, noise=max(noise_std**2, 1e-10))
         self.optimizer = Optimizer(
-            copy.deepcopy(space.dimensions),  # scikit-optimize resets transformers on what it is given
-            base_estimator="GP",
+            dimensions,
+            base_estimator=estimator,
             acq_func=acq_func,
             n_initial_points=0,
             random_state=np.random.RandomState(self.rng_seed()),

@@ -25,6 +25,7 @@ CASES = [
     (["+task.hidden=3"], "error: task.hidden: not an option of tasks.bikeshare.BikeshareTask; allowed: batch_size"),
     (["-m", "method=random,foo", "seed=0,1"], f"error: unknown method 'foo'; allowed: {METHODS}"),
     (["method=drmad", "method.hvp=jax"], "error: method.hvp='jax': allowed: autograd, func"),
+    (["method=gp_ei", "method.noise_std=-1"], "error: method.noise_std=-1: allowed: a number >= 0, or null (inferred)"),
     (["method=gp_ts", "+method.samplr=x"], "error: method.samplr: not an option of methods.gp.GPThompsonSampling"),
     (
         ["-m", "seed=0,1", "task.space.iterations.high=5,60"],

@@ -38,3 +38,41 @@ def test_warm_start_carries_hyperparameters_but_not_the_outcome_scaling():
     mean = second.posterior(x).mean.squeeze(-1).detach().numpy()
     np.testing.assert_allclose(-mean, method.objectives, atol=0.05 * float(y.std()))
     assert not torch.equal(first.outcome_transform.stdvs, second.outcome_transform.stdvs)
+
+
+def fitted(*overrides: str, evaluations: int = 14):
+    experiment = build(bench_config("task=hartmann6", "method=gp_ei", "seed=0", *overrides))
+    method = experiment.method
+    run(experiment.task, method, Budget(evaluations=evaluations), 0, incumbent_repeats=0)
+    return method, method.fit()
+
+
+def test_a_known_noise_free_objective_is_interpolated():
+    """hartmann6 declares noise_std=0, which the GP methods take: the posterior passes through
+    every observation with (almost) no variance; with the noise inferred it need not."""
+    method, model = fitted()
+    assert method.noise_std == 0.0
+    assert not any("noise" in name for name, _ in model.named_parameters())  # nothing to learn
+    x = torch.tensor(method.space.encode(method.configs))
+    posterior = model.posterior(x)
+    y = np.array(method.objectives)
+    np.testing.assert_allclose(-posterior.mean.squeeze(-1).detach().numpy(), y, atol=1e-3 * y.std())
+    assert float(posterior.variance.detach().max()) < 1e-4 * y.var()
+    method, model = fitted("method.noise_std=null")
+    assert any("noise" in name for name, _ in model.named_parameters())
+
+
+def test_single_point_expected_improvement_is_the_closed_form():
+    """gp_ei scores one point by log EI over the best observation, in the model's (negated)
+    units: checked against Jones et al.'s formula from the posterior mean and deviation."""
+    from scipy.stats import norm
+
+    method, model = fitted("method.noise_std=null", evaluations=16)
+    _, score = method.acquire(model, 1, None)
+    x = torch.rand(64, method.space.n_encoded, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    posterior = model.posterior(x)
+    mean = posterior.mean.squeeze(-1).detach().numpy()
+    std = posterior.variance.squeeze(-1).sqrt().detach().numpy()
+    z = (mean - max(-y for y in method.objectives)) / std
+    expected = np.log(std * (z * norm.cdf(z) + norm.pdf(z)))
+    np.testing.assert_allclose(score(x).numpy(), expected, rtol=1e-6, atol=1e-6)
