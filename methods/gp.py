@@ -63,11 +63,12 @@ from scipy.stats import qmc
 
 from bench.errors import BenchError
 from bench.space import Config, SearchSpace
-from methods.model_based import ModelBasedMethod
+from methods.model_based import ModelBasedMethod, check_noise_std
 
 log = logging.getLogger(__name__)
 DTYPE = torch.float64
-HYPERPARAMETERS = ("covar_module.", "mean_module.", "likelihood.")  # what a warm start carries over
+KERNEL_AND_MEAN = ("covar_module.", "mean_module.")  # what a warm start carries over ...
+HYPERPARAMETERS = (*KERNEL_AND_MEAN, "likelihood.")  # ... and the learned noise, when it is learned
 PRIORS = ("dim_scaled", "gamma")
 NOISE_FREE_JITTER = 1.001e-6  # noise_std=0: noise variance over outcome variance (gpytorch rounds below 1e-6 up)
 Scorer = Callable[[torch.Tensor], torch.Tensor]
@@ -92,9 +93,7 @@ class GPBayesOpt(ModelBasedMethod):
         noise_std: float | None = None,
     ) -> None:
         super().__init__(space, seed, n_initial)
-        if noise_std is not None and (noise_std < 0 or (log_objective and noise_std > 0)):
-            allowed = "0 or null with log_objective" if log_objective else "a number >= 0, or null (inferred)"
-            raise BenchError(f"method.noise_std={noise_std}: allowed: {allowed}")
+        check_noise_std(noise_std, log_objective)
         self.noise_std = noise_std
         if priors not in PRIORS:
             raise BenchError(f"method.priors={priors!r}: allowed: {', '.join(PRIORS)}")
@@ -150,7 +149,7 @@ class GPBayesOpt(ModelBasedMethod):
             except ModelFittingError as error:  # keep the warm-start (or prior) values and go on
                 log.warning("GP fit failed (%s); using the previous hyperparameters", error)
         model.eval()
-        carried = HYPERPARAMETERS if self.noise_std is None else HYPERPARAMETERS[:2]  # fixed noise: per point
+        carried = HYPERPARAMETERS if self.noise_std is None else KERNEL_AND_MEAN  # a fixed noise is per point
         self.hyperparameters = {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(carried)}
         return model
 

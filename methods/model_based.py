@@ -27,6 +27,14 @@ from bench.protocols import Evaluation
 from bench.space import Config, SearchSpace
 
 
+def check_noise_std(noise_std: float | None, log_objective: bool = False) -> None:
+    """The ``noise_std`` option of the GP methods: a known noise level >= 0, or None (learned); with
+    ``log_objective`` only 0 or None, since a noise level in objective units has no log."""
+    if noise_std is not None and (noise_std < 0 or (log_objective and noise_std > 0)):
+        allowed = "0 or null with log_objective" if log_objective else "a number >= 0, or null (inferred)"
+        raise BenchError(f"method.noise_std={noise_std}: allowed: {allowed}")
+
+
 class ModelBasedMethod:
     def __init__(self, space: SearchSpace, seed: int, n_initial: int | None = None) -> None:
         if n_initial is not None and n_initial < 1:

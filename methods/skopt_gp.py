@@ -21,9 +21,8 @@ import numpy as np
 from skopt import Optimizer
 from skopt.utils import cook_estimator
 
-from bench.errors import BenchError
 from bench.space import Config, SearchSpace
-from methods.model_based import ModelBasedMethod
+from methods.model_based import ModelBasedMethod, check_noise_std
 
 
 class SkoptGP(ModelBasedMethod):
@@ -36,12 +35,11 @@ class SkoptGP(ModelBasedMethod):
         noise_std: float | None = None,
     ) -> None:
         super().__init__(space, seed, n_initial)
-        if noise_std is not None and noise_std < 0:
-            raise BenchError(f"method.noise_std={noise_std}: allowed: a number >= 0, or null (inferred)")
+        check_noise_std(noise_std)
         dimensions = copy.deepcopy(space.dimensions)  # scikit-optimize resets transformers on what it is given
         estimator = "GP"  # scikit-optimize's own GP, its noise learned (noise="gaussian")
         if noise_std is not None:  # the same GP told the noise variance (1e-10 for noise-free, as its docs say)
-            state = np.random.RandomState(self.rng_seed() + 1).randint(np.iinfo(np.int32).max)
+            state = np.random.RandomState((self.rng_seed() + 1) % 2**32).randint(np.iinfo(np.int32).max)
             estimator = cook_estimator("GP", space=dimensions, random_state=state, noise=max(noise_std**2, 1e-10))
         self.optimizer = Optimizer(
             dimensions,
