@@ -5,8 +5,8 @@ Matern-5/2 kernel with one lengthscale per encoded input (ARD), an explicit inpu
 (``Normalize`` to the unit cube) and outcome transform (``Standardize``), hyperparameters fitted by
 maximising the exact marginal likelihood. Priors (``priors``): ``dim_scaled``, BoTorch's default
 (a log-normal lengthscale prior scaled with the dimension, Hvarfner et al. 2024), or ``gamma``,
-BoTorch's earlier Gamma priors; on held-out hartmann6 seeds (100-119, 50 evaluations) gp_ei's
-median regret was 0.066 with ``dim_scaled`` and 0.123 with ``gamma``. The first fit runs
+BoTorch's earlier Gamma priors; on held-out hartmann6 seeds (100-119, 50 evaluations, noise
+learned) gp_ei's median regret was 0.066 with ``dim_scaled`` and 0.123 with ``gamma``. The first fit runs
 L-BFGS-B to convergence; later fits start from the previous hyperparameters and take at most
 ``refit_maxiter`` steps (the marginal likelihood moves little with one more observation, and a
 full refit dominated the suggestion time at n = 200). Noise (``noise_std``): learned with the
@@ -28,9 +28,13 @@ acquisition: the method never proposes a configuration twice.
   same acquisition without sampling error, in half the time at n = 200.
 - ``GPThompsonSampling``: one posterior sample per suggestion. ``sampler=discrete`` (default)
   draws joint samples over the candidate pool and takes each one's argmax; ``sampler=pathwise``
-  draws Matheron paths (Wilson et al. 2020) and maximises each over the relaxation. On held-out
-  hartmann6 seeds 100-119 (50 evaluations, noise-free) the discrete sampler's median regret was
-  0.123 and the pathwise one's 0.127, reaching the global basin in 40% and 25% of runs.
+  draws Matheron paths (Wilson et al. 2020) and maximises each over the relaxation. With
+  probability ``greedy`` a suggestion maximises the posterior mean instead (epsilon-greedy TS,
+  Do et al. 2024, whose epsilon is 1 - greedy): vanilla TS keeps exploring to the end of a small
+  budget and settles loosely in the basin it has found. On held-out hartmann6 seeds 100-119 (50
+  evaluations, noise-free) the mean final regret was 0.098 with ``greedy=0``, 0.087 with 0.1, 0.069
+  with 0.25 and 0.063 with 0.5 (skopt_gp: 0.065), the global basin reached in 45-50% of runs
+  throughout; vanilla TS with ``sampler=pathwise``: 0.252, 30%. Default ``greedy=0.5``.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from botorch.acquisition import LogExpectedImprovement, qLogExpectedImprovement
+from botorch.acquisition import LogExpectedImprovement, PosteriorMean, qLogExpectedImprovement
 from botorch.acquisition.thompson_sampling import PathwiseThompsonSampling
 from botorch.exceptions import ModelFittingError
 from botorch.exceptions.warnings import BotorchWarning
@@ -177,8 +181,9 @@ class GPBayesOpt(ModelBasedMethod):
         """``n`` points of the relaxed unit cube, shape ``(n, d)``, and a scorer for replacements."""
         raise NotImplementedError
 
-    def maximise(self, acquisition, q: int) -> torch.Tensor:
-        """Multi-start L-BFGS-B over the relaxed unit cube (``optimize_acqf``), ``(q, d)``."""
+    def maximise(self, acquisition, q: int, retry: bool = True) -> torch.Tensor:
+        """Multi-start L-BFGS-B over the relaxed unit cube (``optimize_acqf``), ``(q, d)``; with
+        ``retry``, BoTorch starts again from new points when a start's line search fails."""
         relaxed, _ = optimize_acqf(
             acquisition,
             self.bounds,
@@ -186,6 +191,7 @@ class GPBayesOpt(ModelBasedMethod):
             num_restarts=self.num_restarts,
             raw_samples=self.raw_samples,
             options={"maxiter": self.maxiter},
+            retry_on_optimization_warning=retry,
         )
         return relaxed
 
@@ -233,23 +239,36 @@ class GPExpectedImprovement(GPBayesOpt):
 
 
 class GPThompsonSampling(GPBayesOpt):
-    """One posterior sample per suggestion: pathwise (optimised) or discrete (over a pool)."""
+    """One posterior sample per suggestion: pathwise (optimised) or discrete (over a pool); with
+    probability ``greedy`` a suggestion maximises the posterior mean instead (epsilon-greedy TS)."""
 
     SAMPLERS = ("pathwise", "discrete")
 
-    def __init__(self, space: SearchSpace, seed: int, sampler: str = "pathwise", **options: Any) -> None:
+    def __init__(
+        self, space: SearchSpace, seed: int, sampler: str = "discrete", greedy: float = 0.5, **options: Any
+    ) -> None:
         """``options``: those of ``GPBayesOpt``, the surrogate shared with gp_ei."""
         if sampler not in self.SAMPLERS:
             raise BenchError(f"method.sampler={sampler!r}: allowed: {', '.join(self.SAMPLERS)}")
+        if not 0.0 <= greedy <= 1.0:
+            raise BenchError(f"method.greedy={greedy}: allowed: a probability in [0, 1]")
         super().__init__(space, seed, **options)
-        self.sampler = sampler
+        self.sampler, self.greedy = sampler, greedy
 
     def acquire(self, model: SingleTaskGP, n: int, x_pending: torch.Tensor | None) -> tuple[torch.Tensor, Scorer]:
-        if self.sampler == "discrete":
-            candidates = self.pool([])
-            x = torch.tensor(self.space.encode(candidates), dtype=DTYPE)
-            picks = MaxPosteriorSampling(model, replacement=False)(x, num_samples=min(n, len(x)))
-            return picks, lambda x: model.posterior(x).mean.squeeze(-1).detach()
-        relaxed = self.maximise(PathwiseThompsonSampling(model), n)
+        n_greedy = int((self.rng.random(n) < self.greedy).sum()) if self.greedy > 0 else 0
+        picks = []
+        if n_greedy:  # one maximiser, repeated: round_new replaces the repeats by the next-best pool configurations
+            # No retry: a noise-free posterior mean is flat to rounding at its maximum, where L-BFGS-B's
+            # line search ends "ABNORMAL"; the best of the starts is kept.
+            picks = [self.maximise(PosteriorMean(model), 1, retry=False)] * n_greedy
+        n_sampled = n - n_greedy
+        if self.sampler == "discrete" or n_sampled == 0:
+            if n_sampled:
+                candidates = self.pool([])
+                x = torch.tensor(self.space.encode(candidates), dtype=DTYPE)
+                picks.append(MaxPosteriorSampling(model, replacement=False)(x, num_samples=min(n_sampled, len(x))))
+            return torch.cat(picks), lambda x: model.posterior(x).mean.squeeze(-1).detach()
+        picks.append(self.maximise(PathwiseThompsonSampling(model), n_sampled))
         replacement = PathwiseThompsonSampling(model)  # a fresh sample scores replacements, one point at a time
-        return relaxed, lambda x: replacement(x.unsqueeze(-2)).detach()
+        return torch.cat(picks), lambda x: replacement(x.unsqueeze(-2)).detach()

@@ -26,6 +26,7 @@ CASES = [
     (["-m", "method=random,foo", "seed=0,1"], f"error: unknown method 'foo'; allowed: {METHODS}"),
     (["method=drmad", "method.hvp=jax"], "error: method.hvp='jax': allowed: autograd, func"),
     (["method=gp_ei", "method.noise_std=-1"], "error: method.noise_std=-1: allowed: a number >= 0, or null (inferred)"),
+    (["method=gp_ts", "method.greedy=1.5"], "error: method.greedy=1.5: allowed: a probability in [0, 1]"),
     (["method=gp_ts", "+method.samplr=x"], "error: method.samplr: not an option of methods.gp.GPThompsonSampling"),
     (
         ["-m", "seed=0,1", "task.space.iterations.high=5,60"],
