@@ -256,6 +256,7 @@ class GPThompsonSampling(GPBayesOpt):
         self.sampler, self.greedy = sampler, greedy
 
     def acquire(self, model: SingleTaskGP, n: int, x_pending: torch.Tensor | None) -> tuple[torch.Tensor, Scorer]:
+        # greedy=0 draws nothing, so vanilla TS keeps the random stream (and the trials) it had before
         n_greedy = int((self.rng.random(n) < self.greedy).sum()) if self.greedy > 0 else 0
         picks = []
         if n_greedy:  # one maximiser, repeated: round_new replaces the repeats by the next-best pool configurations
@@ -263,12 +264,11 @@ class GPThompsonSampling(GPBayesOpt):
             # line search ends "ABNORMAL"; the best of the starts is kept.
             picks = [self.maximise(PosteriorMean(model), 1, retry=False)] * n_greedy
         n_sampled = n - n_greedy
-        if self.sampler == "discrete" or n_sampled == 0:
-            if n_sampled:
-                candidates = self.pool([])
-                x = torch.tensor(self.space.encode(candidates), dtype=DTYPE)
-                picks.append(MaxPosteriorSampling(model, replacement=False)(x, num_samples=min(n_sampled, len(x))))
-            return torch.cat(picks), lambda x: model.posterior(x).mean.squeeze(-1).detach()
-        picks.append(self.maximise(PathwiseThompsonSampling(model), n_sampled))
-        replacement = PathwiseThompsonSampling(model)  # a fresh sample scores replacements, one point at a time
-        return torch.cat(picks), lambda x: replacement(x.unsqueeze(-2)).detach()
+        if self.sampler == "pathwise" and n_sampled:
+            picks.append(self.maximise(PathwiseThompsonSampling(model), n_sampled))
+            replacement = PathwiseThompsonSampling(model)  # a fresh sample scores replacements, one point at a time
+            return torch.cat(picks), lambda x: replacement(x.unsqueeze(-2)).detach()
+        if n_sampled:
+            x = torch.tensor(self.space.encode(self.pool([])), dtype=DTYPE)
+            picks.append(MaxPosteriorSampling(model, replacement=False)(x, num_samples=min(n_sampled, len(x))))
+        return torch.cat(picks), lambda x: model.posterior(x).mean.squeeze(-1).detach()

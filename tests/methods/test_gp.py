@@ -22,11 +22,15 @@ def test_bayesian_optimisation_finds_the_branin_minimum(method):
     assert branin_regret(method) < 0.1
 
 
+def fitted(*overrides: str, method: str = "gp_ei", evaluations: int = 14):
+    """A GP method after ``evaluations`` trials on hartmann6 (seed 0), and its GP fitted on them."""
+    experiment = build(bench_config("task=hartmann6", f"method={method}", "seed=0", *overrides))
+    run(experiment.task, experiment.method, Budget(evaluations=evaluations), 0, incumbent_repeats=0)
+    return experiment.method, experiment.method.fit()
+
+
 def test_warm_start_carries_hyperparameters_but_not_the_outcome_scaling():
-    experiment = build(bench_config("task=hartmann6", "method=gp_ei", "seed=0"))
-    method = experiment.method
-    run(experiment.task, method, Budget(evaluations=14), 0, incumbent_repeats=0)
-    first = method.fit()
+    method, first = fitted()
     assert set(method.hyperparameters) and all(
         k.startswith(("covar_module", "likelihood", "mean_module")) for k in method.hyperparameters
     )
@@ -38,13 +42,6 @@ def test_warm_start_carries_hyperparameters_but_not_the_outcome_scaling():
     mean = second.posterior(x).mean.squeeze(-1).detach().numpy()
     np.testing.assert_allclose(-mean, method.objectives, atol=0.05 * float(y.std()))
     assert not torch.equal(first.outcome_transform.stdvs, second.outcome_transform.stdvs)
-
-
-def fitted(*overrides: str, evaluations: int = 14):
-    experiment = build(bench_config("task=hartmann6", "method=gp_ei", "seed=0", *overrides))
-    method = experiment.method
-    run(experiment.task, method, Budget(evaluations=evaluations), 0, incumbent_repeats=0)
-    return method, method.fit()
 
 
 def test_a_known_noise_free_objective_is_interpolated():
@@ -81,10 +78,7 @@ def test_single_point_expected_improvement_is_the_closed_form():
 def test_a_greedy_thompson_step_maximises_the_posterior_mean():
     """gp_ts with greedy=1 suggests the posterior mean's maximiser: no observation and none of
     4,096 random points of the cube has a higher posterior mean (in the model's negated units)."""
-    experiment = build(bench_config("task=hartmann6", "method=gp_ts", "method.greedy=1", "seed=0"))
-    method = experiment.method
-    run(experiment.task, method, Budget(evaluations=14), 0, incumbent_repeats=0)
-    model = method.fit()
+    method, model = fitted("method.greedy=1", method="gp_ts")
     relaxed, _ = method.acquire(model, 1, None)
     x = torch.rand(4096, method.space.n_encoded, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     observed = torch.tensor(method.space.encode(method.configs))
