@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench import config as schema
 from bench.budget import Budget
 from bench.errors import USER_ERRORS, BenchError, describe
+from bench.identity import digest, experiment_identity
 from bench.papers import paper_table
 from bench.protocols import Method, Task
 from bench.provenance import provenance
@@ -147,6 +148,9 @@ def job(cfg: DictConfig) -> float | None:
         raise
     task = experiment.task
     run_id = f"{experiment.task_name}-{experiment.method_name}-s{experiment.seed}-{uuid.uuid4().hex[:8]}"
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    task_info = task.describe()
+    identity = experiment_identity(config, provenance()["packages"], task_info.get("sha256"))
     meta = {
         "run_id": run_id,
         "task": experiment.task_name,
@@ -158,9 +162,10 @@ def job(cfg: DictConfig) -> float | None:
         "torch_threads": cfg.torch_threads,
         "space": repr(task.space),
         "default_config": task.space.default,
-        "task_info": task.describe(),
+        "task_info": task_info,
         "overrides": list(hydra_cfg.overrides.task),
-        "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        "config": config,
+        "experiment": {"id": digest(identity), "identity": identity},
         "provenance": provenance(),
     }
     store = RunStore.create(out, meta, task.test_metric)

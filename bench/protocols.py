@@ -28,10 +28,13 @@ class Evaluation:
     """The outcome of training one configuration once.
 
     ``objective`` is the validation loss the methods minimise (lower is better). ``test`` holds
-    test-split metrics: they are recorded but never shown to a method. ``metrics`` holds anything
-    else worth keeping (train loss, a pass/fail criterion such as ``rubric``). Costs count the
-    evaluation only: ``cost_seconds`` is measured by the runner unless the task reports its own
-    (a simulated cost); ``cost_steps`` counts training steps (optimizer updates).
+    test-split metrics and anything else a method must not see (a synthetic function's noise-free
+    value). ``metrics`` holds anything else worth keeping (train loss, a pass/fail criterion such
+    as ``rubric``). Both are recorded, but a method is told only the objective, the status, the
+    costs and the metrics its task declares public (``Task.public_metrics``; ``observed``).
+    Costs count the evaluation only: ``cost_seconds`` is measured by the runner unless the task
+    reports its own (a simulated cost); ``cost_steps`` counts training work in training steps (an
+    optimizer update is 1; a hypergradient method adds its reverse pass in the same unit).
     """
 
     objective: float
@@ -50,6 +53,16 @@ class Evaluation:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def observed(self, public_metrics: Sequence[str] = ()) -> Evaluation:
+        """What a method is told: objective, status and costs, plus the ``public_metrics``."""
+        return Evaluation(
+            objective=self.objective,
+            metrics={key: self.metrics[key] for key in public_metrics if key in self.metrics},
+            status=self.status,
+            cost_steps=self.cost_steps,
+            cost_seconds=self.cost_seconds,
+        )
+
 
 @runtime_checkable
 class Task(Protocol):
@@ -58,6 +71,8 @@ class Task(Protocol):
     space: SearchSpace
     test_metric: str
     """The key of ``Evaluation.test`` that holds the task's headline test score."""
+    public_metrics: tuple[str, ...]
+    """Keys of ``Evaluation.metrics`` a method may see beside the objective (usually none)."""
 
     def evaluate(self, config: Config, seed: int) -> Evaluation:
         """Train ``config`` with randomness from ``seed`` only, and score it."""
@@ -74,7 +89,8 @@ class Method(Protocol):
 
     ``ask(n)`` returns up to ``n`` configurations to evaluate next; fewer than ``n`` is allowed
     and an empty list means the method has nothing left to propose (the run stops). ``tell``
-    receives the same configurations with their evaluations, test metrics removed.
+    receives the same configurations with what the method may see of their evaluations
+    (``Evaluation.observed``: objective, status, costs and the task's public metrics).
     """
 
     def ask(self, n: int) -> list[Config]: ...

@@ -21,6 +21,7 @@ PACKAGES = (
     "scikit-optimize",
     "gpytorch",
     "botorch",
+    "optuna",
     "hydra-core",
     "omegaconf",
 )

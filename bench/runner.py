@@ -14,7 +14,6 @@ time its evaluation really took.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import math
@@ -34,6 +33,8 @@ from bench.protocols import DifferentiableTask, Evaluation, Method, Task, Traini
 from bench.space import Config
 
 log = logging.getLogger(__name__)
+NOTHING_LEFT = "the method has nothing left to ask"
+"""The stop reason of a run whose method returned no configuration (not a budget limit)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ def run(
         evaluate = functools.partial(method.evaluate, task)
     else:
         evaluate = task.evaluate
+    public = tuple(task.public_metrics)
     seed_everything(seed)
     trials: list[Trial] = []
     spent = Spent()
@@ -125,7 +127,7 @@ def run(
             configs = method.ask(n)
             ask_seconds = (time.perf_counter() - tic) / max(len(configs), 1)
             if not configs:
-                stop_reason = "the method has nothing left to ask"
+                stop_reason = NOTHING_LEFT
                 break
             if len(configs) > n:
                 raise RuntimeError(f"{type(method).__name__}.ask({n}) returned {len(configs)} configurations")
@@ -170,7 +172,7 @@ def run(
                 )
                 bar.update(1)
                 bar.set_postfix(best=f"{best:.4g}")
-            method.tell(configs, [dataclasses.replace(e, test={}) for e in evaluations])
+            method.tell(configs, [e.observed(public) for e in evaluations])
             spent.seconds = time.perf_counter() - start + simulated_extra
     finally:
         bar.close()

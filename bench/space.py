@@ -10,6 +10,14 @@ A space is declared per task in its YAML file, one entry per hyperparameter::
 
 ``default`` is the configuration a paper would call "default settings": the untuned baseline.
 
+Fixing a hyperparameter. ``fixed: VALUE`` on an entry (``task.space.hidden_nodes.fixed=16`` on the
+command line) takes it out of the search: no method tunes it, every configuration carries that
+value, and it is the default configuration's value too. The value is checked against the entry's
+type and bounds. This is how black-box and hypergradient methods are given exactly the same space:
+a hypergradient method tunes only continuous hyperparameters, so the others are fixed for every
+method alike. ``names`` lists every declared hyperparameter (a configuration has all of them);
+``dimensions``, ``bounds`` and the encoding hold only the tuned ones.
+
 Encoding (``encode``/``decode``): a real or integer dimension maps to one column in [0, 1],
 linear or in log space as its prior says (scikit-optimize's ``normalize`` transform); a
 categorical dimension maps to one one-hot column per choice. Decoding clips to [0, 1], rounds
@@ -37,15 +45,25 @@ PARAM_TYPES = ("real", "int", "categorical")
 class SearchSpace:
     """An ordered set of named scikit-optimize dimensions plus the default configuration."""
 
-    def __init__(self, dimensions: Sequence[Dimension], default: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        dimensions: Sequence[Dimension],
+        default: Mapping[str, Any],
+        fixed: Mapping[str, Any] | None = None,
+        order: Sequence[str] | None = None,
+    ) -> None:
+        """``dimensions``: the tuned hyperparameters; ``fixed``: name -> value of the fixed ones;
+        ``order``: every name in declaration order (default: tuned, then fixed)."""
         if not dimensions:
-            raise BenchError("a search space needs at least one hyperparameter")
+            raise BenchError("a search space needs at least one tuned hyperparameter (not every one fixed)")
         self.dimensions: list[Dimension] = list(dimensions)
-        self.names: list[str] = [dim.name for dim in self.dimensions]
-        if len(set(self.names)) != len(self.names):
+        self.tuned: list[str] = [dim.name for dim in self.dimensions]
+        self.fixed: dict[str, Any] = dict(fixed or {})
+        self.names: list[str] = list(order) if order is not None else [*self.tuned, *self.fixed]
+        if len(set(self.names)) != len(self.names) or sorted(self.names) != sorted([*self.tuned, *self.fixed]):
             raise BenchError(f"search space has repeated names: {self.names}")
         self._width = [len(d.categories) if isinstance(d, Categorical) else 1 for d in self.dimensions]
-        self.default: Config = self.check(default, where="default")
+        self.default: Config = self.check({**default, **self.fixed}, where="default")
 
     # ----------------------------------------------------------------------------- construction
     @classmethod
@@ -53,23 +71,30 @@ class SearchSpace:
         """Build a space from its YAML declaration; every error names the offending key."""
         if not isinstance(spec, Mapping) or not spec:
             raise BenchError(f"{where}: expected a mapping of hyperparameter name -> declaration")
-        dimensions, default = [], {}
+        dimensions, default, fixed = [], {}, {}
         for name, entry in spec.items():
             here = f"{where}.{name}"
             if not isinstance(entry, Mapping):
                 raise BenchError(f"{here}: expected a mapping with a type, got {entry!r}")
-            dimensions.append(_dimension(str(name), entry, here))
+            dimension = _dimension(str(name), entry, here)
+            if entry.get("fixed") is not None:
+                fixed[str(name)] = _inside(dimension, entry["fixed"], f"{here}.fixed")
+                continue
+            dimensions.append(dimension)
             if entry.get("default") is None:
                 raise BenchError(f"{here}.default is missing: every hyperparameter needs a default value")
             default[str(name)] = entry["default"]
-        return cls(dimensions, default)
+        return cls(dimensions, default, fixed, order=[str(name) for name in spec])
 
     # ----------------------------------------------------------------------------- queries
     def __len__(self) -> int:
+        """The number of tuned hyperparameters."""
         return len(self.dimensions)
 
     def __repr__(self) -> str:
-        return f"SearchSpace({', '.join(_describe(d) for d in self.dimensions)})"
+        described = {d.name: _describe(d) for d in self.dimensions}
+        described |= {name: f"{name}={value!r} fixed" for name, value in self.fixed.items()}
+        return f"SearchSpace({', '.join(described[name] for name in self.names)})"
 
     @property
     def n_encoded(self) -> int:
@@ -84,8 +109,10 @@ class SearchSpace:
         }
 
     def check(self, config: Mapping[str, Any], where: str = "config") -> Config:
-        """Return ``config`` with plain Python values, or raise naming what is outside the space."""
-        missing = [n for n in self.names if n not in config]
+        """Return the full configuration (every name, in declaration order) with plain Python values,
+        or raise naming what is outside the space. Fixed hyperparameters may be left out; if given,
+        they must have their fixed value."""
+        missing = [n for n in self.tuned if n not in config]
         extra = [n for n in config if n not in self.names]
         if missing or extra:
             raise BenchError(
@@ -95,11 +122,16 @@ class SearchSpace:
             )
         out = {}
         for dim in self.dimensions:
-            value = _plain(dim, config[dim.name])
-            if value not in dim:
-                raise BenchError(f"{where}.{dim.name}={value!r} is outside {_describe(dim)}")
-            out[dim.name] = value
-        return out
+            out[dim.name] = _inside(dim, config[dim.name], f"{where}.{dim.name}")
+        for name, value in self.fixed.items():
+            if name in config and not _same(config[name], value):
+                raise BenchError(f"{where}.{name}={config[name]!r}: {name} is fixed at {value!r}")
+        return self._complete(out)
+
+    def _complete(self, tuned: Mapping[str, Any]) -> Config:
+        """Tuned values plus the fixed ones, in declaration order."""
+        values = {**tuned, **self.fixed}
+        return {name: values[name] for name in self.names}
 
     def __contains__(self, config: object) -> bool:
         try:
@@ -113,8 +145,14 @@ class SearchSpace:
         """``n`` independent draws from each dimension's prior (log-uniform where declared)."""
         state = np.random.RandomState(int(rng.integers(2**32)))
         columns = [dim.rvs(n_samples=n, random_state=state) for dim in self.dimensions]
+        return self._rows(columns, n)
+
+    def _rows(self, columns: Sequence[Sequence[Any]], n: int) -> list[Config]:
+        """One full configuration per row of ``columns`` (one column per tuned dimension)."""
         return [
-            {dim.name: _plain(dim, column[i]) for dim, column in zip(self.dimensions, columns, strict=True)}
+            self._complete(
+                {dim.name: _plain(dim, column[i]) for dim, column in zip(self.dimensions, columns, strict=True)}
+            )
             for i in range(n)
         ]
 
@@ -134,10 +172,7 @@ class SearchSpace:
                 columns.append([dim.categories[min(int(x * k), k - 1)] for x in u[:, j]])
             else:
                 columns.append(np.clip(dim.inverse_transform(u[:, j]), dim.low, dim.high))
-        return [
-            {dim.name: _plain(dim, column[i]) for dim, column in zip(self.dimensions, columns, strict=True)}
-            for i in range(n)
-        ]
+        return self._rows(columns, n)
 
     # ----------------------------------------------------------------------------- encoding
     def encode(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -159,25 +194,27 @@ class SearchSpace:
         x = np.clip(np.atleast_2d(np.asarray(x, dtype=float)), 0.0, 1.0)
         if x.shape[1] != self.n_encoded:
             raise ValueError(f"expected {self.n_encoded} columns, got {x.shape[1]}")
-        configs: list[Config] = [{} for _ in range(len(x))]
-        column = 0
+        columns = []
+        start = 0
         for dim, width in zip(self.dimensions, self._width, strict=True):
-            block = x[:, column : column + width]
+            block = x[:, start : start + width]
             if isinstance(dim, Categorical):
-                values = [dim.categories[i] for i in block.argmax(axis=1)]
+                columns.append([dim.categories[i] for i in block.argmax(axis=1)])
             else:  # float error in the log transform can step just past a bound
-                values = np.clip(dim.inverse_transform(block[:, 0]), dim.low, dim.high)
-            for config, value in zip(configs, values, strict=True):
-                config[dim.name] = _plain(dim, value)
-            column += width
-        return configs
+                columns.append(np.clip(dim.inverse_transform(block[:, 0]), dim.low, dim.high))
+            start += width
+        return self._rows(columns, len(x))
 
 
 def _dimension(name: str, entry: Mapping[str, Any], here: str) -> Dimension:
     kind = entry.get("type")
     if kind not in PARAM_TYPES:
         raise BenchError(f"{here}.type={kind!r}: allowed types are {', '.join(PARAM_TYPES)}")
-    known = {"type", "default", "choices"} if kind == "categorical" else {"type", "default", "low", "high", "log"}
+    known = (
+        {"type", "default", "fixed", "choices"}
+        if kind == "categorical"
+        else {"type", "default", "fixed", "low", "high", "log"}
+    )
     unknown = sorted(set(entry) - known)
     if unknown:
         raise BenchError(f"{here}: unknown key(s) {unknown} for type {kind}; allowed: {sorted(known)}")
@@ -205,6 +242,26 @@ def _dimension(name: str, entry: Mapping[str, Any], here: str) -> Dimension:
             raise BenchError(f"{here}: low={low} and high={high} must be whole numbers for type int")
         return Integer(int(low), int(high), prior=prior, transform="normalize", name=name)
     return Real(float(low), float(high), prior=prior, transform="normalize", name=name)
+
+
+def _inside(dim: Dimension, value: Any, where: str) -> Any:
+    """``value`` as the dimension's plain Python value, or a one-line error naming ``where``."""
+    try:
+        value = _plain(dim, value)
+    except BenchError as error:  # _plain names the dimension; here the error names the key given
+        raise BenchError(f"{where}={value!r}: {str(error).split(': ', 1)[-1]}; allowed: {_describe(dim)}") from None
+    if value not in dim:
+        raise BenchError(f"{where}={value!r} is outside {_describe(dim)}")
+    return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as configuration values: 16 == 16.0, but True is not 1 and [1, 2] is (1, 2)."""
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and tuple(a) == tuple(b)
+    if isinstance(a, (bool, np.bool_)) != isinstance(b, (bool, np.bool_)):
+        return False
+    return bool(a == b)
 
 
 def _plain(dim: Dimension, value: Any) -> Any:

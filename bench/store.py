@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.identity import digest, experiment_identity
 from bench.protocols import Evaluation
 from bench.runner import RunResult, Trial
 
@@ -253,15 +254,33 @@ def load_runs(root: Path, include_incomplete: bool = False) -> tuple[pd.DataFram
     return run_frame, trial_frame
 
 
+def run_identity(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's experiment identity (``bench.identity``): as recorded in ``run.json``, or rebuilt
+    from its configuration, package versions and data checksum for runs recorded before it was."""
+    recorded = (meta.get("experiment") or {}).get("identity")
+    if recorded is not None:
+        return recorded
+    packages = (meta.get("provenance") or {}).get("packages") or {}
+    return experiment_identity(meta.get("config") or {}, packages, (meta.get("task_info") or {}).get("sha256"))
+
+
 def _run_row(directory: Path, meta: Mapping[str, Any], trials: pd.DataFrame) -> dict[str, Any]:
     ok = trials[trials["status"] == "ok"] if len(trials) else trials
     final = meta.get("final") or {}
+    identity = run_identity(meta)
+    budget = meta.get("budget") or {}
     row = {
         "run_id": meta["run_id"],
         "task": meta["task"],
         "method": meta["method"],
         "seed": meta["seed"],
+        "experiment": digest(identity),
+        "identity": identity,
         "status": meta.get("status"),
+        "stop_reason": meta.get("stop_reason"),
+        "budget_evaluations": budget.get("evaluations"),
+        "budget_train_steps": budget.get("train_steps"),
+        "budget_seconds": budget.get("seconds"),
         "test_metric_name": meta.get("test_metric"),
         "n_trials": len(trials),
         "best_objective": float(ok["objective"].min()) if len(ok) else math.nan,

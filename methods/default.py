@@ -15,6 +15,8 @@ from bench.space import Config, SearchSpace
 
 
 class DefaultConfig:
+    uses_seed = False  # nothing random to seed: every seed asks for the same configuration
+
     def __init__(self, space: SearchSpace, seed: int, repeats: int = 1) -> None:
         if repeats < 1:
             raise BenchError(f"method.repeats={repeats}: must be at least 1")

@@ -39,15 +39,16 @@ Costs are counted in training steps: a forward step is 1, a Hessian-vector produ
 
 ``HypergradientDescent`` is the meta-loop: each hyper-iteration trains with the current
 hyperparameters, computes the hypergradient and takes a meta-step (Adam, or sign-SGD as the DrMAD
-authors did); each hyper-iteration is one trial. Discrete hyperparameters stay at their values in
-the starting configuration (the task's default, overridable with ``fixed``).
+authors did); each hyper-iteration is one trial. It starts from the space's default configuration
+and tunes the continuous hyperparameters the space leaves free; the others must be fixed in the
+task's space (``task.space.<name>.fixed``), for every method alike.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -215,10 +216,16 @@ class HypergradientDescent:
     """Hyper-iterations of a meta-optimiser on hypergradients; one trial per hyper-iteration.
 
     ``ask`` returns the configuration of the current hyperparameters (learning rate, momentum and
-    the L2 penalties' geometric mean; the discrete ones fixed); ``evaluate`` trains it and computes
-    the hypergradient; ``tell`` takes the meta-step. A non-finite loss or hypergradient rejects the
-    step: the hyperparameters go back to the last finite point and the meta step size halves.
-    The continuous hyperparameters stay inside the task's search space (projected steps).
+    the L2 penalties' geometric mean); ``evaluate`` trains it and computes the hypergradient;
+    ``tell`` takes the meta-step (``torch.optim.Adam``, or ``torch.optim.SGD`` on the
+    hypergradient's sign: sign-SGD, as the DrMAD authors). A non-finite loss or hypergradient
+    rejects the step: the hyperparameters go back to the last finite point and the meta step size
+    halves. The continuous hyperparameters stay inside the task's search space (projected steps).
+
+    The space decides what is tuned: the continuous hyperparameters it leaves free are moved by the
+    meta-steps, those it fixes (``task.space.<name>.fixed``) keep their value. A space that leaves
+    any other hyperparameter free is refused: black-box methods would tune it and this method
+    could not, so the two would not compare on the same space.
     """
 
     def __init__(
@@ -230,39 +237,44 @@ class HypergradientDescent:
         l2_granularity: str = "universal",
         reverse_points: int | None = None,
         reverse_fraction: float | None = None,
-        fixed: Mapping[str, Any] | None = None,
         hvp: str = "autograd",
-        tune: Sequence[str] = CONTINUOUS,
     ) -> None:
-        missing = [name for name in CONTINUOUS if name not in space.names]
-        if missing:
-            raise BenchError(
-                f"method {type(self).__name__} tunes {', '.join(CONTINUOUS)}; "
-                f"the task's space lacks {', '.join(missing)}"
-            )
         if meta_optimizer not in META_OPTIMIZERS:
             raise BenchError(f"method.meta_optimizer={meta_optimizer!r}: allowed: {', '.join(META_OPTIMIZERS)}")
         check_granularity(l2_granularity, where="method.l2_granularity")
-        unknown = [name for name in tune if name not in CONTINUOUS]
-        if unknown or not tune:
-            raise BenchError(f"method.tune={list(tune)}: choose one or more of {', '.join(CONTINUOUS)}")
         if hvp not in HVPS:
             raise BenchError(f"method.hvp={hvp!r}: allowed: {', '.join(HVPS)}")
         if not meta_step > 0:
             raise BenchError(f"method.meta_step={meta_step}: must be positive")
         if reverse_fraction is not None and not 0 < reverse_fraction <= 1:
             raise BenchError(f"method.reverse_fraction={reverse_fraction}: must be in (0, 1]")
+        if reverse_points is not None and reverse_points < 1:
+            raise BenchError(f"method.reverse_points={reverse_points}: must be at least 1, or null for K = T")
+        name = type(self).__name__
+        missing = [n for n in CONTINUOUS if n not in space.names]
+        if missing:
+            raise BenchError(
+                f"method {name} tunes {', '.join(CONTINUOUS)}; the task's space lacks {', '.join(missing)}"
+            )
+        discrete = [n for n in space.tuned if n not in CONTINUOUS]
+        if discrete:
+            fixes = " ".join(f"+task.space.{n}.fixed={space.default[n]!r}" for n in discrete)
+            raise BenchError(
+                f"method {name} tunes only {', '.join(CONTINUOUS)}, but the task's space also tunes "
+                f"{', '.join(discrete)}: fix them for every method alike, e.g. {fixes}"
+            )
         self.space, self.seed = space, seed
         self.meta_optimizer, self.meta_step, self.l2_granularity = meta_optimizer, meta_step, l2_granularity
         self.reverse_points, self.reverse_fraction, self.hvp = reverse_points, reverse_fraction, hvp
-        self.tune = tuple(tune)
-        self.start = space.check({**space.default, **(fixed or {})}, where="method.fixed")
+        self.tuned = tuple(n for n in CONTINUOUS if n in space.tuned)
+        self.start = dict(space.default)
+        if "momentum" in self.tuned:  # momentum is a logit: start inside its range
+            self.start["momentum"] = min(max(self.start["momentum"], MOMENTUM_RANGE[0]), MOMENTUM_RANGE[1])
         self.theta: torch.Tensor | None = None  # Hyperparameters.as_tensor(), set at the first evaluation
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.mask: torch.Tensor | None = None  # 1 where theta is tuned, 0 where the space fixes it
         self.good: torch.Tensor | None = None  # the last theta with a finite loss and hypergradient
         self.good_gradient: torch.Tensor | None = None
-        self.adam_m: torch.Tensor | None = None  # Adam's moment estimates and step count
-        self.adam_v: torch.Tensor | None = None
-        self.adam_t = 0
         self.iteration = 0
         self.pending: Config | None = None
         self.last: Hypergradient | None = None
@@ -270,11 +282,9 @@ class HypergradientDescent:
 
     # ------------------------------------------------------------------ ask / evaluate / tell
     def ask(self, n: int) -> list[Config]:
-        if self.theta is None:  # the starting configuration, momentum kept inside its logit's range
-            momentum = min(max(self.start["momentum"], MOMENTUM_RANGE[0]), MOMENTUM_RANGE[1])
-            self.pending = self.space.check({**self.start, "momentum": momentum}, where=type(self).__name__)
-        else:
-            self.pending = self.config(self.theta)
+        self.pending = self.space.check(
+            self.start if self.theta is None else self.config(self.theta), where=type(self).__name__
+        )
         return [self.pending]
 
     def evaluate(self, task: DifferentiableTask, config: Config, seed: int) -> Evaluation:
@@ -282,7 +292,7 @@ class HypergradientDescent:
         retraining = self.pending is None or config != self.pending
         self.pending = None
         if self.theta is None:
-            self.theta = self.initial(config, problem).as_tensor()
+            self.start_meta_loop(self.initial(config, problem).as_tensor())
         theta = self.history.get(self.key(config), self.theta) if retraining else self.theta
         hyper = Hyperparameters.from_tensor(theta.to(problem.w0.dtype))
         tic = time.perf_counter()
@@ -313,19 +323,31 @@ class HypergradientDescent:
             self.good, self.good_gradient = self.theta.clone(), gradient
         else:  # reject: back to the last good point, half the step
             self.meta_step /= 2
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.meta_step
             if self.good is None:  # nothing finite yet: shrink the learning rate instead
-                self.theta = self.theta.clone()
-                self.theta[0] -= math.log(2)
-                self.theta = self.project(self.theta)
+                self.theta[0] -= math.log(2) * float(self.mask[0])
+                self.theta.copy_(self.project(self.theta))
                 return
-            self.theta, gradient = self.good.clone(), self.good_gradient
-        mask = torch.ones_like(gradient)  # hyperparameters not tuned keep their starting values
-        mask[0] *= "learning_rate" in self.tune
-        mask[1] *= "momentum" in self.tune
-        mask[2:] *= "l2" in self.tune
-        self.theta = self.project(self.theta - self.meta_step * mask * self.direction(gradient))
+            self.theta.copy_(self.good)
+            gradient = self.good_gradient
+        step = gradient.sign() if self.meta_optimizer == "sign" else gradient
+        self.theta.grad = (self.mask * step).to(self.theta.dtype)  # fixed hyperparameters get no step
+        self.optimizer.step()
+        self.theta.copy_(self.project(self.theta))
 
     # ------------------------------------------------------------------ pieces
+    def start_meta_loop(self, theta: torch.Tensor) -> None:
+        """Hyperparameters, tuned mask and meta-optimiser, once the number of L2 groups is known."""
+        self.theta = theta.detach().clone()
+        tuned = [name in self.tuned for name in ("learning_rate", "momentum")]
+        tuned += ["l2" in self.tuned] * (len(theta) - 2)
+        self.mask = torch.tensor(tuned, dtype=theta.dtype, device=theta.device)
+        if self.meta_optimizer == "adam":  # Kingma and Ba 2015, defaults (0.9, 0.999), eps 1e-8
+            self.optimizer = torch.optim.Adam([self.theta], lr=self.meta_step)
+        else:  # sign-SGD: plain SGD on the hypergradient's sign
+            self.optimizer = torch.optim.SGD([self.theta], lr=self.meta_step)
+
     def hypergradient(self, problem: TrainingProblem, hyper: Hyperparameters) -> Hypergradient:
         """Forward and reverse pass: the validation loss at w_T and its hypergradient."""
         return exact_hypergradient(problem, hyper, self.hvp)
@@ -334,19 +356,6 @@ class HypergradientDescent:
     def train_only(problem: TrainingProblem, hyper: Hyperparameters) -> torch.Tensor:
         """The forward pass alone (plain training), w_T: what ``bench.perf hypergrad`` compares to."""
         return train(problem, hyper)[0]
-
-    def direction(self, gradient: torch.Tensor) -> torch.Tensor:
-        if self.meta_optimizer == "sign":
-            return gradient.sign()
-        b1, b2, eps = 0.9, 0.999, 1e-8  # Adam (Kingma and Ba 2015), step counted per accepted update
-        if self.adam_m is None:
-            self.adam_m, self.adam_v = torch.zeros_like(gradient), torch.zeros_like(gradient)
-        self.adam_t += 1
-        self.adam_m = b1 * self.adam_m + (1 - b1) * gradient
-        self.adam_v = b2 * self.adam_v + (1 - b2) * gradient**2
-        m_hat = self.adam_m / (1 - b1**self.adam_t)
-        v_hat = self.adam_v / (1 - b2**self.adam_t)
-        return m_hat / (v_hat.sqrt() + eps)
 
     def initial(self, config: Config, problem: TrainingProblem) -> Hyperparameters:
         dtype = problem.w0.dtype
@@ -357,14 +366,19 @@ class HypergradientDescent:
         )
 
     def project(self, theta: torch.Tensor) -> torch.Tensor:
-        """Clamp into the space's bounds (and momentum into MOMENTUM_RANGE)."""
+        """Clamp the tuned entries into the space's bounds (momentum also into MOMENTUM_RANGE)."""
         bounds = self.space.bounds
-        (lr_low, lr_high), (m_low, m_high), (l2_low, l2_high) = (bounds[name] for name in CONTINUOUS)
-        m_low, m_high = max(m_low, MOMENTUM_RANGE[0]), min(m_high, MOMENTUM_RANGE[1])
         theta = theta.clone()
-        theta[0] = theta[0].clamp(math.log(lr_low), math.log(lr_high))
-        theta[1] = theta[1].clamp(math.log(m_low / (1 - m_low)), math.log(m_high / (1 - m_high)))
-        theta[2:] = theta[2:].clamp(math.log(l2_low), math.log(l2_high))
+        if "learning_rate" in self.tuned:
+            low, high = bounds["learning_rate"]
+            theta[0] = theta[0].clamp(math.log(low), math.log(high))
+        if "momentum" in self.tuned:
+            low, high = bounds["momentum"]
+            low, high = max(low, MOMENTUM_RANGE[0]), min(high, MOMENTUM_RANGE[1])
+            theta[1] = theta[1].clamp(math.log(low / (1 - low)), math.log(high / (1 - high)))
+        if "l2" in self.tuned:
+            low, high = bounds["l2"]
+            theta[2:] = theta[2:].clamp(math.log(low), math.log(high))
         return theta
 
     def config(self, theta: torch.Tensor) -> Config:
@@ -375,6 +389,7 @@ class HypergradientDescent:
             "momentum": gamma,
             "l2": math.exp(float(hyper.log_l2.mean())),  # the geometric mean when there are several groups
         }
+        values = {name: value for name, value in values.items() if name in self.tuned}
         for name, value in values.items():  # exp(log(high)) may land an ulp outside
             low, high = self.space.bounds[name]
             values[name] = min(max(value, low), high)

@@ -30,6 +30,7 @@ SPLITS = ("train", "validation", "test")
 
 class MnistMLPTask:
     test_metric = "error"
+    public_metrics = ("train_loss",)  # training-split metrics: a method may see them
     L2_GRANULARITIES = L2_GRANULARITIES
 
     def __init__(

@@ -9,8 +9,10 @@ Definitions as in Surjanovic and Bingham's Virtual Library of Simulation Experim
 
 The objective is f(x) plus optional Gaussian noise (``noise_std``, drawn from the trial's seed);
 the test metric is the noise-free simple regret f(x) - f*, so a run's incumbent, chosen on noisy
-values, is scored by its true regret. ``cost_seconds`` simulates an expensive evaluation: it is
-the cost reported for every evaluation and counted against ``budget.seconds``.
+values, is scored by its true regret. The noise-free value f(x) is recorded with the test metrics
+(``test.value``), where no method sees it: with noise, it is the answer a method must not be told.
+``cost_seconds`` simulates an expensive evaluation: it is the cost reported for every evaluation
+and counted against ``budget.seconds``.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ FUNCTIONS: dict[str, tuple[Callable[[np.ndarray], float], int, float]] = {
 
 class SyntheticTask:
     test_metric = "regret"
+    public_metrics = ()
 
     def __init__(
         self,
@@ -94,8 +97,7 @@ class SyntheticTask:
         noise = np.random.default_rng(seed).normal(0.0, self.noise_std) if self.noise_std else 0.0
         return Evaluation(
             objective=value + noise,
-            test={"regret": value - self.minimum},
-            metrics={"value": value},
+            test={"regret": value - self.minimum, "value": value},
             cost_seconds=self.cost_seconds,
         )
 

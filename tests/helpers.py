@@ -18,6 +18,11 @@ TINY = [  # a bikeshare run that takes well under a second per trial
     "task.space.iterations.high=60",
     "task.space.iterations.default=20",
 ]
+TINY_FIXED = [  # the same, with the discrete hyperparameters fixed: the space a hypergradient method tunes
+    *TINY,
+    "+task.space.iterations.fixed=20",
+    "+task.space.hidden_nodes.fixed=2",
+]
 
 
 def bench_config(*overrides: str) -> DictConfig:

@@ -29,6 +29,28 @@ CASES = [
     (["method=gp_ts", "method.greedy=1.5"], "error: method.greedy=1.5: allowed: a probability in [0, 1]"),
     (["method=gp_ts", "+method.samplr=x"], "error: method.samplr: not an option of methods.gp.GPThompsonSampling"),
     (
+        ["+task.space.iterations.fixed=2.5"],
+        "error: task.space.iterations.fixed=2.5: expected a whole number; allowed: iterations int [10, 60, log]",
+    ),
+    (
+        ["+task.space.hidden_nodes.fixed=100"],
+        "error: task.space.hidden_nodes.fixed=100 is outside hidden_nodes int [1, 64]",
+    ),
+    (
+        ["method=optuna_tpe", "+method.n_startup_trials=3"],
+        "error: method.n_startup_trials: not an option of methods.optuna_samplers.OptunaTPE; allowed: "
+        "consider_endpoints, constant_liar, multivariate, n_ei_candidates, n_initial, prior_weight",
+    ),
+    (
+        ["method=optuna_gp", "+method.deterministic_objective=true"],
+        "error: method.deterministic_objective: not an option",
+    ),
+    (
+        ["method=drmad"],
+        "error: method DrMAD tunes only learning_rate, momentum, l2, but the task's space also tunes iterations, "
+        "hidden_nodes: fix them for every method alike",
+    ),
+    (
         ["-m", "seed=0,1", "task.space.iterations.high=5,60"],
         "error: task.space.iterations: low=10 must be below high=5",
     ),

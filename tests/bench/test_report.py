@@ -18,6 +18,7 @@ def sweep(tmp_path_factory):
         "method=default,random",
         "seed=0,1",
         "budget.evaluations=3",
+        "budget.train_steps=1000",
         "incumbent_repeats=2",
         f"hydra.sweep.dir={root / 'sweep'}",
         cwd=root,
@@ -55,6 +56,48 @@ def test_the_report_aggregates_every_run_of_a_sweep(sweep):
         assert table.loc[method, "best_q25"] == pytest.approx(np.quantile(best, 0.25), rel=1e-5)
         assert table.loc[method, "test_median"] == pytest.approx(np.median(test), rel=1e-5)
         assert table.loc[method, "rubric_retrained"] == pytest.approx(rubric.mean())
+
+
+def test_steps_are_shown_with_their_budget_share_and_a_short_run_is_marked(sweep):
+    """random stops at 3 evaluations, far below the 1,000-step budget: marked. default stops because
+    it has nothing left to ask: not marked."""
+    directory, _ = sweep
+    done = run_module("bench.report", str(directory), "--format", "csv", cwd=directory)
+    table = pd.read_csv(StringIO(done.stdout)).set_index("method")
+    steps = {}
+    for path in directory.glob("*/trials.parquet"):
+        trials = pd.read_parquet(path)
+        steps.setdefault(trials["method"].iloc[0], []).append(trials["cost_steps"].sum())
+    for method, spent in steps.items():
+        assert table.loc[method, "steps_median"] == np.median(spent)
+        assert table.loc[method, "steps_budget_share"] == pytest.approx(np.median(spent) / 1000)
+    assert table["short_of_budget"].to_dict() == {"default": False, "random": True}
+    markdown = run_module("bench.report", str(directory), cwd=directory).stdout
+    row = next(line for line in markdown.splitlines() if line.startswith("| bikeshare | random"))
+    assert f"{np.median(steps['random']):,.0f} ({np.median(steps['random']) / 1000:.0%})!" in row
+
+
+def test_a_two_option_sweep_and_two_budgets_are_four_rows(tmp_path):
+    """Runs that differ in one option or in their budget are never pooled; their labels say how."""
+    for arguments in (
+        ["task=branin", "method=gp_ts", "method.greedy=0,1", "budget.evaluations=5", "method.n_initial=2"],
+        ["task=branin", "method=random", "budget.evaluations=3,4"],
+    ):
+        done = run_bench(
+            "-m", *arguments, "seed=0,1", f"hydra.sweep.dir={tmp_path / arguments[1].split('=')[1]}", cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    done = run_module("bench.report", str(tmp_path), "--format", "csv", cwd=tmp_path)
+    table = pd.read_csv(StringIO(done.stdout))
+    assert sorted(table["method"]) == [
+        "gp_ts[greedy=0]",
+        "gp_ts[greedy=1]",
+        "random[budget.evaluations=3]",
+        "random[budget.evaluations=4]",
+    ]
+    assert table["runs"].tolist() == [2, 2, 2, 2]
+    trials = table.set_index("method")["trials"]
+    assert trials["random[budget.evaluations=3]"] == 3 and trials["random[budget.evaluations=4]"] == 4
 
 
 def test_the_sweep_prints_its_table_and_saves_it(sweep):

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import numpy as np
@@ -53,11 +54,42 @@ def test_same_seed_same_trials_other_seed_other_trials(experiment):
     assert trials(3) != trials(4)
 
 
-def test_method_is_blind_to_test_metrics_and_incumbent_is_retrained_on_fresh_seeds(experiment):
+def told_fields(evaluation):
+    return {field.name: getattr(evaluation, field.name) for field in dataclasses.fields(evaluation)}
+
+
+@pytest.mark.parametrize("task", ["bikeshare", "hartmann6"])
+def test_only_the_objective_status_costs_and_public_metrics_reach_a_method(task):
+    """The probe: a recording method on a task with public metrics (bikeshare: train_mse) and on
+    one whose noise-free value would be the answer (hartmann6 with noise)."""
+    overrides = TINY if task == "bikeshare" else ["task=hartmann6", "task.noise_std=0.1"]
+    experiment = build(bench_config(*overrides))
+    method = RecordingRandomSearch(experiment.task.space, 5)
+    result = run(experiment.task, method, Budget(evaluations=5), seed=5, batch_size=2)
+    assert len(method.told) == 5
+    for trial, (config, told) in zip(result.trials, method.told, strict=True):
+        recorded = trial.evaluation
+        assert config == trial.config
+        assert told_fields(told) == {
+            "objective": recorded.objective,
+            "test": {},
+            "metrics": {key: recorded.metrics[key] for key in experiment.task.public_metrics},
+            "status": recorded.status,
+            "cost_steps": recorded.cost_steps,
+            "cost_seconds": recorded.cost_seconds,
+            "error": None,
+        }
+        assert recorded.test  # recorded, only hidden from the method
+    if task == "hartmann6":
+        pairs = zip(result.trials, method.told, strict=True)
+        assert all(told.objective != trial.evaluation.test["value"] for trial, (_, told) in pairs)
+    else:
+        assert experiment.task.public_metrics == ("train_mse",) and "rubric" in result.trials[0].evaluation.metrics
+
+
+def test_the_incumbent_is_retrained_on_fresh_seeds(experiment):
     method = RecordingRandomSearch(experiment.task.space, 5)
     result = run(experiment.task, method, Budget(evaluations=5), seed=5, batch_size=2, incumbent_repeats=3)
-    assert len(method.told) == 5 and all(evaluation.test == {} for _, evaluation in method.told)
-    assert all("mse" in t.evaluation.test for t in result.trials)  # recorded, only hidden from the method
     assert result.final_seeds == [final_seed(5, r) for r in range(3)]
     assert not set(result.final_seeds) & {trial_seed(5, i) for i in range(100)}
     assert [e.objective for e in result.final] == [

@@ -111,3 +111,43 @@ def test_check_rejects_configs_outside_the_space(space):
         space.check({**space.default, "iterations": 20000})
     with pytest.raises(BenchError, match="expected a whole number"):
         space.check({**space.default, "iterations": 100.5})
+
+
+def test_a_fixed_hyperparameter_is_in_every_configuration_but_not_searched():
+    spec = {**SPEC, "iterations": {**SPEC["iterations"], "fixed": 1000}, "penalty": {**SPEC["penalty"], "fixed": "l1"}}
+    space = SearchSpace.from_config(spec)
+    assert space.names == list(SPEC) and space.fixed == {"iterations": 1000, "penalty": "l1"}
+    assert "iterations" not in space.tuned and len(space) == len(SPEC) - 2
+    assert space.n_encoded == SearchSpace.from_config(SPEC).n_encoded - 1 - 2
+    assert space.default["iterations"] == 1000 and space.default["penalty"] == "l1"
+    assert list(space.default) == space.names  # full configurations, in declaration order
+    for configs in (
+        space.sample(50, np.random.default_rng(4)),
+        space.sobol(8, 0),
+        space.decode(np.random.default_rng(5).uniform(size=(20, space.n_encoded))),
+    ):
+        assert all(c["iterations"] == 1000 and c["penalty"] == "l1" and list(c) == space.names for c in configs)
+        assert [space.check(c) for c in configs] == configs
+    partial = {k: v for k, v in space.default.items() if k not in space.fixed}
+    assert space.check(partial) == space.default  # fixed values may be left out
+    with pytest.raises(BenchError, match=r"^config.iterations=999: iterations is fixed at 1000$"):
+        space.check({**space.default, "iterations": 999})
+
+
+@pytest.mark.parametrize(
+    ("fixed", "message"),
+    [
+        (2.5, "task.space.iterations.fixed=2.5: expected a whole number; allowed: iterations int [50, 10000, log]"),
+        (20000, "task.space.iterations.fixed=20000 is outside iterations int [50, 10000, log]"),
+        ("many", "task.space.iterations.fixed='many': expected a number; allowed: iterations int [50, 10000, log]"),
+    ],
+)
+def test_a_fixed_value_outside_its_hyperparameter_is_refused_in_one_line(fixed, message):
+    with pytest.raises(BenchError) as error:
+        SearchSpace.from_config({**SPEC, "iterations": {**SPEC["iterations"], "fixed": fixed}})
+    assert str(error.value) == message
+
+
+def test_a_space_with_everything_fixed_is_refused():
+    with pytest.raises(BenchError, match="at least one tuned hyperparameter"):
+        SearchSpace.from_config({"x": {"type": "real", "low": 0, "high": 1, "default": 0.5, "fixed": 0.2}})

@@ -12,7 +12,7 @@ from bench.errors import BenchError
 from bench.protocols import Evaluation, TrainingProblem
 from bench.runner import run
 from methods.drmad import Hyperparameters, drmad_hypergradient, exact_hypergradient, train
-from tests.helpers import TINY, bench_config
+from tests.helpers import TINY, TINY_FIXED, bench_config
 
 F64 = torch.float64
 
@@ -130,7 +130,7 @@ def test_the_pure_training_is_the_black_box_training():
 
 @pytest.mark.parametrize("method", ["drmad", "exact_hypergrad"])
 def test_hyper_iterations_record_trials_and_lower_the_validation_loss(method):
-    experiment = build(bench_config("task=bikeshare", f"method={method}", "seed=0", *TINY))
+    experiment = build(bench_config("task=bikeshare", f"method={method}", "seed=0", *TINY_FIXED))
     result = run(experiment.task, experiment.method, Budget(evaluations=6), 0, incumbent_repeats=1)
     assert len(result.trials) == 6
     assert [t.evaluation.metrics["hyper_iteration"] for t in result.trials] == list(range(6))
@@ -152,7 +152,8 @@ def test_a_diverged_hyper_iteration_is_rejected_and_halves_the_meta_step():
             *TINY,
             "task.space.learning_rate.high=1000",
             "task.space.learning_rate.default=1000",
-            "task.space.iterations.default=60",
+            "+task.space.iterations.fixed=60",
+            "+task.space.hidden_nodes.fixed=2",
         )
     )
     result = run(experiment.task, experiment.method, Budget(evaluations=5), 0, incumbent_repeats=0)
@@ -166,3 +167,48 @@ def test_a_diverged_hyper_iteration_is_rejected_and_halves_the_meta_step():
 def test_hypergradient_methods_need_a_differentiable_task():
     with pytest.raises(BenchError, match="lacks learning_rate, momentum, l2"):
         build(bench_config("task=branin", "method=drmad"))
+
+
+def test_a_space_that_leaves_a_discrete_hyperparameter_free_is_refused_in_one_line():
+    with pytest.raises(BenchError) as error:
+        build(bench_config("task=bikeshare", "method=drmad", *TINY))
+    assert str(error.value) == (
+        "method DrMAD tunes only learning_rate, momentum, l2, but the task's space also tunes iterations, "
+        "hidden_nodes: fix them for every method alike, e.g. +task.space.iterations.fixed=20 "
+        "+task.space.hidden_nodes.fixed=2"
+    )
+
+
+def test_the_space_decides_what_is_tuned_and_the_first_adam_step_is_the_meta_step():
+    """learning_rate fixed in the space: it never moves; momentum and l2 take Adam steps, whose first
+    step is meta_step times the hypergradient's sign in log / logit coordinates."""
+    experiment = build(
+        bench_config(
+            "task=bikeshare",
+            "method=exact_hypergrad",
+            *TINY_FIXED,
+            "+task.space.learning_rate.fixed=0.3",
+            "task.space.momentum.default=0.5",
+            "task.space.l2.default=1e-3",
+            "method.meta_step=0.1",
+        )
+    )
+    method = experiment.method
+    result = run(experiment.task, method, Budget(evaluations=1), 0, incumbent_repeats=0)
+    first, (second,) = result.trials[0].config, method.ask(1)
+    assert first["learning_rate"] == second["learning_rate"] == 0.3
+    gradient = method.good_gradient.double()  # the first hyper-iteration's hypergradient, accepted
+    first_step = (
+        -0.1 * gradient / (gradient.abs() + 1e-8)
+    )  # Adam's first step: m_hat / (sqrt(v_hat) + eps) = g / (|g| + eps)
+    logit = lambda m: math.log(m / (1 - m))  # noqa: E731
+    assert logit(second["momentum"]) - logit(first["momentum"]) == pytest.approx(float(first_step[1]), rel=1e-4)
+    assert math.log(second["l2"]) - math.log(first["l2"]) == pytest.approx(float(first_step[2]), rel=1e-4)
+
+
+def test_momentum_fixed_at_zero_stays_zero():
+    experiment = build(bench_config("task=bikeshare", "method=drmad", *TINY_FIXED, "+task.space.momentum.fixed=0"))
+    result = run(experiment.task, experiment.method, Budget(evaluations=3), 0, incumbent_repeats=0)
+    assert [t.config["momentum"] for t in result.trials] == [0.0] * 3
+    assert all(t.evaluation.ok for t in result.trials)
+    assert len({t.config["learning_rate"] for t in result.trials}) == 3

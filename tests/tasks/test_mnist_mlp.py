@@ -67,7 +67,7 @@ def test_missing_sources_are_one_line_errors_and_leave_no_partial_download(tmp_p
 
 
 def test_the_exact_hypergradient_of_the_mnist_mlp_equals_finite_differences():
-    task = build(bench_config(*TINY_MNIST, "method=drmad", "task.dtype=float64")).task
+    task = build(bench_config(*TINY_MNIST, "task.dtype=float64")).task
     config = {**task.space.default, "learning_rate": 0.2, "momentum": 0.8, "l2": 1e-2}
     problem = task.training_problem(config, 0, "per_layer")
     assert len(problem.l2_names) == 2 and int((problem.l2_groups == -1).sum()) == 6 + 10  # biases
@@ -82,7 +82,7 @@ def test_the_exact_hypergradient_of_the_mnist_mlp_equals_finite_differences():
 
 
 def test_a_black_box_evaluation_is_the_training_hypergradient_methods_see():
-    task = build(bench_config(*TINY_MNIST, "method=drmad", "task.dtype=float64")).task
+    task = build(bench_config(*TINY_MNIST, "task.dtype=float64")).task
     config = {**task.space.default, "iterations": 40}
     evaluation = task.evaluate(config, 3)
     problem = task.training_problem(config, 3)
@@ -97,7 +97,12 @@ def test_a_black_box_evaluation_is_the_training_hypergradient_methods_see():
 
 def test_the_drmad_mnist_preset_prints_the_paper_table_beside_its_own_trials(tmp_path):
     done = run_bench(
-        "suite=drmad_mnist", *TINY_MNIST[1:], f"hydra.sweep.dir={tmp_path}", "hydra.launcher.n_jobs=1", cwd=tmp_path
+        "suite=drmad_mnist",
+        *TINY_MNIST[1:],
+        "task.space.iterations.fixed=5",
+        f"hydra.sweep.dir={tmp_path}",
+        "hydra.launcher.n_jobs=1",
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     trials = {}

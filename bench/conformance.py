@@ -1,0 +1,138 @@
+"""The conformance checks every method and every task must pass (as scikit-learn's
+``check_estimator``): one place that says what the protocols mean in practice.
+
+    check_method(make, budget, seeds=(11, 12))   # make(seed) -> (task, method), freshly built
+    check_task(task)
+
+A method, run through the real runner on a task it accepts:
+
+- runs its whole budget (it may not stop asking early) and produces at least one ``ok`` trial;
+- answers ``ask(n)`` with at most ``n`` configurations, each inside the search space;
+- is reproducible: the same seed gives the same trials, value by value (NaN equal to NaN);
+- uses its seed: another seed gives other proposals, unless the method declares
+  ``uses_seed = False`` (the default configuration, which has nothing random to seed).
+
+A task: ``describe()`` is JSON (no NaN, no objects), ``test_metric`` is a key of its evaluations'
+``test``, ``public_metrics`` names metrics it reports, and evaluating the default configuration
+twice with one seed gives the same objective.
+
+A failed check raises ``ConformanceError`` with one line saying which rule broke and how.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bench.budget import Budget
+from bench.errors import BenchError
+from bench.protocols import Evaluation, Method, Task
+from bench.runner import RunResult, run
+from bench.space import Config
+
+
+class ConformanceError(AssertionError):
+    """A method or task breaks the protocol; the message says which rule and how."""
+
+
+class _Watched:
+    """A method seen through its protocol: every ``ask`` is checked before the runner sees it."""
+
+    def __init__(self, method: Method, space: Any) -> None:
+        self._method, self._space = method, space
+        self.proposals: list[Config] = []
+
+    def ask(self, n: int) -> list[Config]:
+        configs = self._method.ask(n)
+        name = type(self._method).__name__
+        if len(configs) > n:
+            raise ConformanceError(f"{name}.ask({n}) returned {len(configs)} configurations; at most {n} are allowed")
+        for config in configs:
+            try:
+                self._space.check(config)
+            except BenchError as error:
+                raise ConformanceError(f"{name} proposed a configuration outside its space: {error}") from None
+        self.proposals.extend(configs)
+        return configs
+
+    def tell(self, configs: Sequence[Config], evaluations: Sequence[Evaluation]) -> None:
+        self._method.tell(configs, evaluations)
+
+    def __getattr__(self, name: str) -> Any:  # evaluate() of a training-loop method, and the rest
+        return getattr(self._method, name)
+
+
+def check_method(
+    make: Callable[[int], tuple[Task, Method]], budget: Budget, seeds: tuple[int, int] = (11, 12), batch_size: int = 2
+) -> None:
+    """Run the method three times (``seeds[0]`` twice, ``seeds[1]`` once) and check the rules."""
+
+    def once(seed: int) -> tuple[RunResult, list[Config], str]:
+        task, method = make(seed)
+        watched = _Watched(method, task.space)
+        result = run(task, watched, budget, seed, batch_size=batch_size, incumbent_repeats=0)  # type: ignore[arg-type]
+        return result, watched.proposals, type(method).__name__
+
+    first, proposals, name = once(seeds[0])
+    if not first.stop_reason.startswith("budget."):  # Budget.exhausted names the limit reached
+        raise ConformanceError(
+            f"{name} stopped before its budget was spent ({first.stop_reason}, after {len(first.trials)} trials)"
+        )
+    if not any(trial.evaluation.ok for trial in first.trials):
+        statuses = sorted({trial.evaluation.status for trial in first.trials})
+        raise ConformanceError(f"{name} produced no ok trial in {len(first.trials)} (statuses: {statuses})")
+    again, _, _ = once(seeds[0])
+    if not same_trials(_table(first), _table(again)):
+        raise ConformanceError(f"{name} is not reproducible: seed {seeds[0]} gave different trials on a second run")
+    _, other, _ = once(seeds[1])
+    _, method = make(seeds[1])
+    if getattr(method, "uses_seed", True) and other == proposals:
+        raise ConformanceError(
+            f"{name} ignores its seed: seeds {seeds[0]} and {seeds[1]} gave the same {len(other)} proposals"
+        )
+
+
+def check_task(task: Task, seed: int = 0) -> None:
+    name = type(task).__name__
+    if not isinstance(task, Task):
+        raise ConformanceError(f"{name} lacks part of the Task protocol (space, test_metric, public_metrics, ...)")
+    try:
+        json.dumps(task.describe(), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ConformanceError(f"{name}.describe() is not JSON: {error}") from None
+    first, second = (task.evaluate(task.space.default, seed) for _ in range(2))
+    if task.test_metric not in first.test:
+        raise ConformanceError(
+            f"{name}.test_metric={task.test_metric!r} is not a key of its evaluation's test metrics "
+            f"{sorted(first.test)}"
+        )
+    unknown = [key for key in task.public_metrics if key not in first.metrics]
+    if unknown:
+        raise ConformanceError(f"{name}.public_metrics names {unknown}, which its evaluations do not report")
+    if not _same(first.objective, second.objective):
+        raise ConformanceError(
+            f"{name}: the default configuration with seed {seed} gave objectives {first.objective!r} and "
+            f"{second.objective!r}"
+        )
+
+
+def _table(result: RunResult) -> list[tuple[Any, ...]]:
+    return [(t.config, t.evaluation.status, t.evaluation.objective, t.evaluation.cost_steps) for t in result.trials]
+
+
+def same_trials(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> bool:
+    """Value-by-value equality of trial rows, NaN equal to NaN whatever the object (Python's ``==``
+    on tuples calls two NaNs equal only when they are the same object)."""
+    return len(a) == len(b) and all(
+        len(x) == len(y) and all(_same(u, v) for u, v in zip(x, y, strict=True)) for x, y in zip(a, b, strict=True)
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b

@@ -1,0 +1,150 @@
+"""The conformance checker fails methods and tasks that break the protocol, each for its reason."""
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from bench.app import build
+from bench.budget import Budget
+from bench.conformance import ConformanceError, check_method, check_task, same_trials
+from methods.random_search import RandomSearch
+from tests.helpers import bench_config
+
+BUDGET = Budget(evaluations=6)
+
+
+@pytest.fixture(scope="module")
+def branin():
+    return build(bench_config("task=branin")).task
+
+
+class OutOfSpace(RandomSearch):
+    def ask(self, n):
+        configs = super().ask(n)
+        configs[0] = {**configs[0], "x1": 11.0}  # x1 lies in [-5, 10]
+        return configs
+
+
+class OneTooMany(RandomSearch):
+    def ask(self, n):
+        return super().ask(n + 1)
+
+
+class SeedIgnored(RandomSearch):
+    def __init__(self, space, seed):
+        super().__init__(space, 0)
+
+
+class StopsAfterOne(RandomSearch):
+    def __init__(self, space, seed):
+        super().__init__(space, seed)
+        self.asked = False
+
+    def ask(self, n):
+        if self.asked:
+            return []
+        self.asked = True
+        return super().ask(1)
+
+
+class NeverOk:
+    """A task whose every evaluation fails: a method on it never gets an ok trial."""
+
+    def __init__(self, task):
+        self.task, self.space, self.test_metric, self.public_metrics = task, task.space, task.test_metric, ()
+
+    def evaluate(self, config, seed):
+        return replace(self.task.evaluate(config, seed), objective=math.nan, status="failed", error="broken")
+
+    def describe(self):
+        return self.task.describe()
+
+
+def maker(method_class, task):
+    return lambda seed: (task, method_class(task.space, seed))
+
+
+def test_a_conforming_method_passes(branin):
+    check_method(maker(RandomSearch, branin), BUDGET)
+
+
+@pytest.mark.parametrize(
+    ("method_class", "message"),
+    [
+        (OutOfSpace, "OutOfSpace proposed a configuration outside its space: config.x1=11.0 is outside x1 real"),
+        (OneTooMany, "OneTooMany.ask(2) returned 3 configurations; at most 2 are allowed"),
+        (SeedIgnored, "SeedIgnored ignores its seed: seeds 11 and 12 gave the same 6 proposals"),
+        (StopsAfterOne, "StopsAfterOne stopped before its budget was spent (the method has nothing left to ask"),
+    ],
+)
+def test_a_broken_method_fails_for_its_reason(branin, method_class, message):
+    with pytest.raises(ConformanceError) as error:
+        check_method(maker(method_class, branin), BUDGET)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_method_whose_trials_all_fail_is_caught(branin):
+    with pytest.raises(ConformanceError, match="produced no ok trial in 6 .statuses: \\['failed'\\]"):
+        check_method(maker(RandomSearch, NeverOk(branin)), BUDGET)
+
+
+def test_trial_tables_compare_nan_aware_and_value_by_value():
+    nan_a, nan_b = float("nan"), float(np.float64("nan"))
+    assert (nan_a,) != (nan_b,)  # why == on tuples is not enough
+    assert same_trials([({"x": 1.0}, "failed", nan_a)], [({"x": 1.0}, "failed", nan_b)])
+    assert not same_trials([({"x": 1.0}, "ok", 0.5)], [({"x": 1.0}, "ok", 0.5000001)])
+    assert not same_trials([({"x": 1.0}, "ok", 0.5)], [({"x": 1}, "ok", 0.5)])  # 1.0 and 1: other types
+    assert not same_trials([({"x": 1.0}, "ok", 0.5)], [])
+
+
+class NoisyDefault:
+    """A task whose evaluation ignores its seed's determinism."""
+
+    def __init__(self, task):
+        self.task, self.space, self.test_metric, self.public_metrics = task, task.space, task.test_metric, ()
+        self.rng = np.random.default_rng()
+
+    def evaluate(self, config, seed):
+        evaluation = self.task.evaluate(config, seed)
+        return replace(evaluation, objective=evaluation.objective + self.rng.normal())
+
+    def describe(self):
+        return self.task.describe()
+
+
+class WrongMetric(NoisyDefault):
+    def __init__(self, task):
+        super().__init__(task)
+        self.test_metric = "accuracy"
+
+    def evaluate(self, config, seed):
+        return self.task.evaluate(config, seed)
+
+
+class NotJson(WrongMetric):
+    def __init__(self, task):
+        super().__init__(task)
+        self.test_metric = task.test_metric
+
+    def describe(self):
+        return {"missing": math.nan}
+
+
+def test_the_real_task_passes(branin):
+    check_task(branin)
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "message"),
+    [
+        (NoisyDefault, "NoisyDefault: the default configuration with seed 0 gave objectives"),
+        (WrongMetric, "WrongMetric.test_metric='accuracy' is not a key of its evaluation's test metrics"),
+        (NotJson, "NotJson.describe() is not JSON"),
+    ],
+)
+def test_a_broken_task_fails_for_its_reason(branin, wrapper, message):
+    with pytest.raises(ConformanceError) as error:
+        check_task(wrapper(branin))
+    assert message in str(error.value)
