@@ -55,9 +55,9 @@ class SkoptGP(ModelBasedMethod):
         if new:
             worst = float(np.nanmax(self.objectives))
             values = [y if math.isfinite(y) else worst for y in self.objectives[self.told :]]
-            self.optimizer.tell([list(self.key(self.configs[i])) for i in new], values)
+            self.optimizer.tell([[self.configs[i][name] for name in self.space.tuned] for i in new], values)
             self.told = len(self.configs)
         with warnings.catch_warnings():  # a repeat is dropped and replaced by ModelBasedMethod anyway
             warnings.filterwarnings("ignore", message="The objective has been evaluated at point", category=UserWarning)
             points = self.optimizer.ask(n_points=n, strategy="cl_min") if n > 1 else [self.optimizer.ask()]
-        return [self.space.check(dict(zip(self.space.names, point, strict=True))) for point in points]
+        return [self.space.check(dict(zip(self.space.tuned, point, strict=True))) for point in points]

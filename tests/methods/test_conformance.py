@@ -9,68 +9,52 @@ from bench.app import CONFIG_DIR, build
 from bench.budget import Budget
 from bench.conformance import check_method, check_task
 from bench.errors import BenchError
-from tests.helpers import TINY, bench_config
+from tests.helpers import TINY, TINY_FIXED, bench_config
 
 METHODS = sorted(p.stem for p in (Path(CONFIG_DIR) / "method").glob("*.yaml"))
 TASKS = sorted(p.stem for p in (Path(CONFIG_DIR) / "task").glob("*.yaml"))
-SMALL = {  # overrides that make each task cheap
-    "bikeshare": TINY,
-    "branin": [],
-    "hartmann6": [],
-    "mnist_mlp": [
-        "task.dataset=digits",
-        "task.layers=[8]",
-        "task.space.iterations.low=5",
-        "task.space.iterations.high=30",
-        "task.space.iterations.default=10",
-    ],
-}
-FIXED = {  # the same tasks with their discrete hyperparameters fixed, for hypergradient methods
-    "bikeshare": ["+task.space.iterations.fixed=20", "+task.space.hidden_nodes.fixed=2"],
-    "mnist_mlp": ["+task.space.iterations.fixed=10"],
+MNIST = ["task.dataset=digits", "task.layers=[8]", "task.space.iterations.low=5", "task.space.iterations.high=30"]
+SETTINGS = {  # cheap settings of every task; "[fixed]": discrete hyperparameters fixed, as hypergradients need
+    "bikeshare": ["task=bikeshare", *TINY],
+    "bikeshare[fixed]": ["task=bikeshare", *TINY_FIXED],
+    "branin": ["task=branin"],
+    "hartmann6": ["task=hartmann6"],
+    "mnist_mlp": ["task=mnist_mlp", *MNIST, "task.space.iterations.default=10"],
+    "mnist_mlp[fixed]": ["task=mnist_mlp", *MNIST, "+task.space.iterations.fixed=10"],
 }
 OPTIONS = {"default": ["method.repeats=5"]}  # the default configuration, evaluated for the whole budget
+HYPERGRADIENT = ("drmad", "drmad_k10", "exact_hypergrad")
 
 
 def test_every_task_has_a_small_setting():
-    assert set(TASKS) <= set(SMALL)
+    assert set(TASKS) <= {name.split("[")[0] for name in SETTINGS}
 
 
-def accepted(method_name: str, task_name: str) -> list[str] | None:
-    """The overrides under which the method accepts the task (None: it refuses it, in one line)."""
-    base = [f"task={task_name}", f"method={method_name}", *SMALL[task_name], *OPTIONS.get(method_name, [])]
-    for extra in ([], FIXED.get(task_name)):
-        if extra is None:
-            break
-        try:
-            build(bench_config(*base, *extra))
-        except BenchError as error:
-            assert "\n" not in str(error)
-            continue
-        return base + extra
-    return None
+def overrides(method_name: str, setting: str) -> list[str]:
+    """The setting, the method, and a design of 2 points so model-based methods model from trial 3."""
+    cfg = bench_config(*SETTINGS[setting], f"method={method_name}")
+    design = ["method.n_initial=2"] if "n_initial" in cfg.method else []
+    return [*SETTINGS[setting], f"method={method_name}", *OPTIONS.get(method_name, []), *design]
 
 
-@pytest.mark.parametrize("task_name", TASKS)
+@pytest.mark.parametrize("setting", SETTINGS)
 @pytest.mark.parametrize("method_name", METHODS)
-def test_method_conforms(method_name, task_name):
-    overrides = accepted(method_name, task_name)
-    if overrides is None:  # only the hypergradient methods refuse a task, one without a training loop
-        assert method_name in ("drmad", "drmad_k10", "exact_hypergrad") and task_name in ("branin", "hartmann6")
+def test_method_conforms(method_name, setting):
+    """Every method on every task setting it accepts; only hypergradient methods refuse some, in one line."""
+    try:
+        build(bench_config(*overrides(method_name, setting)))
+    except BenchError as error:
+        assert "\n" not in str(error)
+        assert method_name in HYPERGRADIENT and "[fixed]" not in setting, str(error)
         return
 
     def make(seed):
-        experiment = build(bench_config(*overrides, f"seed={seed}"))
+        experiment = build(bench_config(*overrides(method_name, setting), f"seed={seed}"))
         return experiment.task, experiment.method
 
     check_method(make, Budget(evaluations=5))
 
 
-def test_hypergradient_methods_accept_the_tasks_with_a_training_loop():
-    for method_name in ("drmad", "drmad_k10", "exact_hypergrad"):
-        assert accepted(method_name, "bikeshare") and accepted(method_name, "mnist_mlp")
-
-
 @pytest.mark.parametrize("task_name", TASKS)
 def test_task_conforms(task_name):
-    check_task(build(bench_config(f"task={task_name}", *SMALL[task_name])).task)
+    check_task(build(bench_config(*SETTINGS[task_name])).task)
