@@ -25,8 +25,12 @@ process's resident-set high-water mark during the runs (Linux ``VmHWM``, reset t
 ``/proc/self/clear_refs`` just before them), so interpreter, libraries and data are included.
 ``peak_above_start_bytes`` subtracts what was held just before the runs: the memory the
 computation itself added (on a CPU it moves in pages and allocator arenas, so values below about
-1 MB are noise). The JSON holds one record per (method, T) with ``method``, ``T``, ``seconds``,
-``peak_bytes``, ``peak_above_start_bytes`` and ``seconds_over_training``.
+1 MB are noise). The reverse-step column checks the unit of the step budget: the seconds a
+hypergradient adds to plain training per reverse step (a gradient and a Hessian-vector product,
+K of them) over the seconds of one training step. The budget counts a reverse step as
+``HVP_STEPS`` = 2 training steps (methods/drmad.py). The JSON holds one record per (method, T) with ``method``,
+``T``, ``K``, ``seconds``, ``peak_bytes``, ``peak_above_start_bytes``, ``seconds_over_training``
+and ``reverse_step_over_training_step``.
 
 ``agreement``: how close DrMAD's hypergradient is to the exact one, per task and T, from the
 task's default configuration (T training steps, per-layer L2, seed 0, float64): the cosine
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -48,10 +53,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
 
-from bench.app import CONFIG_DIR, build
+from bench.app import CONFIG_DIR, Experiment, build
 from bench.budget import Budget
 from bench.errors import USER_ERRORS, describe
+from bench.protocols import HYPERGRADIENT_HYPERPARAMETERS
 from bench.provenance import provenance
 from bench.runner import run
 
@@ -98,12 +105,22 @@ HYPERGRADIENTS = {  # label -> method config and overrides
 }
 
 
+def hypergradient_experiment(overrides: list[str]) -> Experiment:
+    """A hypergradient method's experiment, the task's other hyperparameters fixed at their defaults
+    (the space a hypergradient method accepts)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    with open_dict(cfg):
+        for name, entry in cfg.task.space.items():
+            if name not in HYPERGRADIENT_HYPERPARAMETERS:
+                entry.fixed = entry.default
+    return build(cfg)
+
+
 def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device: str, seed: int = 0) -> dict:
     """Seconds (median of ``repeats``) and peak memory of one hypergradient (or plain training)."""
     method_name, overrides = HYPERGRADIENTS[label]
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=["task=bikeshare", f"method={method_name}", f"device={device}", *overrides])
-    experiment = build(cfg)
+    experiment = hypergradient_experiment(["task=bikeshare", f"method={method_name}", f"device={device}", *overrides])
     task, method = experiment.task, experiment.method
     config = {**task.space.default, "iterations": steps, "hidden_nodes": hidden, "momentum": 0.9, "l2": 1e-4}
     problem = task.training_problem(config, seed, "per_layer")
@@ -134,6 +151,7 @@ def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device
     return {
         "method": label,
         "T": steps,
+        "K": {"training": 0, "drmad K=T/10": max(1, round(0.1 * steps))}.get(label, steps),
         "seconds": statistics.median(seconds),
         "peak_bytes": int(peak),
         "peak_above_start_bytes": int(peak - start_bytes),
@@ -187,6 +205,10 @@ def hypergradient_costs(steps: list[int], hidden: int, repeats: int, device: str
         for r in records:
             if r["T"] == t:
                 r["seconds_over_training"] = r["seconds"] / training
+                # one reverse step (gradient + Hessian-vector product) against one training step
+                r["reverse_step_over_training_step"] = (
+                    (r["seconds"] - training) / r["K"] / (training / t) if r["K"] else math.nan
+                )
     return records
 
 
@@ -197,6 +219,8 @@ def hypergradient_table(records: list[dict]) -> str:
         row = {"method": label}
         for r in frame[frame["method"] == label].itertuples():
             row[f"T={r.T}: seconds"] = f"{r.seconds:.3g} ({r.seconds_over_training:.2f}x)"
+            ratio = r.reverse_step_over_training_step
+            row[f"T={r.T}: reverse step / training step"] = "-" if math.isnan(ratio) else f"{ratio:.2f}"
             row[f"T={r.T}: peak MB (added)"] = f"{r.peak_bytes / 2**20:.1f} ({r.peak_above_start_bytes / 2**20:.1f})"
         rows.append(row)
     return pd.DataFrame(rows).to_markdown(index=False)
@@ -211,11 +235,9 @@ def agreement(task_name: str, steps: int, seed: int = 0) -> list[dict]:
         ("drmad K=T", "drmad", []),
         ("drmad K=T/10", "drmad", ["method.reverse_fraction=0.1"]),
     ):
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose(
-                "config", overrides=[f"task={task_name}", f"method={method_name}", "task.dtype=float64", *overrides]
-            )
-        experiment = build(cfg)
+        experiment = hypergradient_experiment(
+            [f"task={task_name}", f"method={method_name}", "task.dtype=float64", *overrides]
+        )
         config = {**experiment.task.space.default, "iterations": steps}
         problem = experiment.task.training_problem(config, seed, "per_layer")
         gradient = experiment.method.hypergradient(problem, experiment.method.initial(config, problem)).gradient

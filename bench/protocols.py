@@ -134,6 +134,12 @@ class TrainingProblem:
     """``w (P,) -> Evaluation``: the task's objective, test metrics and metrics of trained weights."""
 
 
+HYPERGRADIENT_HYPERPARAMETERS = ("learning_rate", "momentum", "l2")
+"""What a differentiable task's space declares for hypergradient methods: the continuous
+hyperparameters of its momentum-SGD training. A hypergradient method tunes those the space leaves
+free; every other hyperparameter must be fixed (``task.space.<name>.fixed``)."""
+
+
 @runtime_checkable
 class DifferentiableTask(Task, Protocol):
     """A task that can hand its training loop to a hypergradient method.

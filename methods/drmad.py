@@ -56,13 +56,17 @@ import torch
 from torch.func import grad, jvp
 
 from bench.errors import BenchError
-from bench.protocols import DifferentiableTask, Evaluation, TrainingProblem
+from bench.protocols import HYPERGRADIENT_HYPERPARAMETERS, DifferentiableTask, Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
 from bench.training import check_granularity, momentum_sgd, penalty
 
-CONTINUOUS = ("learning_rate", "momentum", "l2")
+CONTINUOUS = HYPERGRADIENT_HYPERPARAMETERS
 MOMENTUM_RANGE = (1e-3, 0.999)  # momentum is a logit: kept away from 0 and 1
-HVP_STEPS = 2  # a Hessian-vector product costs about two training steps
+HVP_STEPS = 2
+"""Training steps a reverse step (a gradient and a Hessian-vector product at one point) is counted
+as. Measured on the bikeshare MLP with 16 hidden units, T = 2000, one CPU thread (``python -m
+bench.perf hypergrad --steps 2000 --hidden 16``, results/reference/perf_hypergrad_cpu.md): see the
+table's reverse-step column for the real ratio, which the count rounds."""
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ No timing is asserted (speed goals are read from the printed tables, not tested)
 import json
 import statistics
 
+import pytest
+
 from tests.helpers import run_module
 
 
@@ -35,6 +37,12 @@ def test_hypergrad_benchmark_reports_every_method_and_length_against_training(tm
     for r in records:
         training = next(x for x in records if x["method"] == "training" and x["T"] == r["T"])
         assert r["seconds_over_training"] == r["seconds"] / training["seconds"]
+        assert r["K"] == {"training": 0, "drmad K=T/10": max(1, round(r["T"] / 10))}.get(r["method"], r["T"])
+        if r["K"]:  # seconds added per reverse step, over seconds per training step
+            per_step = training["seconds"] / r["T"]
+            assert r["reverse_step_over_training_step"] == pytest.approx(
+                (r["seconds"] - training["seconds"]) / r["K"] / per_step
+            )
         assert r["peak_bytes"] >= r["peak_above_start_bytes"] >= 0
 
 
