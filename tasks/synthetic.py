@@ -12,7 +12,8 @@ the test metric is the noise-free simple regret f(x) - f*, so a run's incumbent,
 values, is scored by its true regret. The noise-free value f(x) is recorded with the test metrics
 (``test.value``), where no method sees it: with noise, it is the answer a method must not be told.
 ``cost_seconds`` simulates an expensive evaluation: it is the cost reported for every evaluation
-and counted against ``budget.seconds``.
+and counted against ``budget.seconds``. An evaluation counts as one training step, so a budget in
+``train_steps`` is a number of function evaluations here.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class SyntheticTask:
         return Evaluation(
             objective=value + noise,
             test={"regret": value - self.minimum, "value": value},
+            cost_steps=1,  # one evaluation of the function is the unit of compute here
             cost_seconds=self.cost_seconds,
         )
 

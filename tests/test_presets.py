@@ -1,0 +1,66 @@
+"""Every preset in conf/suite/ composes, and every job of its sweep passes the pre-flight build;
+the comparison presets budget in training steps and give every method one space."""
+
+import functools
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from bench.app import CONFIG_DIR, build, sweep_jobs
+
+PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "suite").glob("*.yaml"))
+OVERRIDES = {"drmad_mnist": ["task.dataset=digits"]}  # offline and small; the preset's own default is auto
+
+
+@functools.cache
+def jobs(preset):
+    """The preset's job configurations, and one built experiment per job that differs in more than
+    its seed (building the same job under another seed checks nothing more)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        config = compose("config", overrides=[f"suite={preset}", *OVERRIDES.get(preset, [])], return_hydra_config=True)
+        loader = GlobalHydra.instance().config_loader()
+        configs = [loader.load_sweep_config(config, overrides) for overrides in sweep_jobs(config)]
+    distinct = {}
+    for job in configs:
+        key = OmegaConf.to_yaml({k: v for k, v in job.items() if k not in ("seed", "hydra")})
+        distinct.setdefault(key, job)
+    return configs, [build(job) for job in distinct.values()]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_job_of_a_preset_builds(preset):
+    configs, experiments = jobs(preset)
+    assert len(configs) >= 2
+    spaces = {repr(e.task.space) for e in experiments}
+    assert len(spaces) == 1  # one space for every method of a comparison
+    if preset != "drmad_mnist":  # the paper reproduction compares at the paper's hyper-iteration counts
+        assert {e.budget.train_steps for e in experiments} != {None} and {
+            e.budget.evaluations for e in experiments
+        } == {None}
+
+
+def test_the_headline_comparison_has_every_method_on_the_space_hypergradients_can_tune():
+    configs, experiments = jobs("bo_vs_hypergrad")
+    methods = [e.method_name for e in experiments]
+    assert sorted(methods) == sorted(
+        [
+            "default",
+            "random",
+            "gp_ei",
+            "gp_ts",
+            "skopt_gp",
+            "optuna_tpe",
+            "optuna_gp",
+            "drmad",
+            "drmad",
+            "exact_hypergrad",
+        ]
+    )
+    assert {e.method.reverse_fraction for e in experiments if e.method_name == "drmad"} == {None, 0.1}  # K = T, T/10
+    space = experiments[0].task.space
+    assert space.fixed == {"iterations": 2000, "hidden_nodes": 16}
+    assert space.tuned == ["learning_rate", "momentum", "l2"]
+    assert sorted({c.seed for c in configs}) == list(range(10)) and len(configs) == 100
