@@ -5,6 +5,7 @@
     python -m bench.perf hypergrad [--json FILE] [--steps 100,1000,10000] [--hidden 32]
                                    [--repeats 3] [--device cpu|cuda]
     python -m bench.perf agreement [--json FILE] [--tasks bikeshare,mnist_mlp] [--steps 100,1000]
+                                   [--overrides '+task.space.hidden_nodes.fixed=16 ...']
 
 ``methods``: the suggestion overhead of each method. Each method runs through the real runner on
 the task (hartmann6 by default, a cheap function, so the time is the method's) until it holds
@@ -34,7 +35,8 @@ and ``reverse_step_over_training_step``.
 
 ``agreement``: how close DrMAD's hypergradient is to the exact one, per task and T, from the
 task's default configuration (T training steps, per-layer L2, seed 0, float64): the cosine
-similarity and the norm ratio for K = T and K = T/10 points.
+similarity and the norm ratio for K = T and K = T/10 points. ``--overrides`` changes the task
+first (Hydra overrides: another fixed architecture, another default configuration).
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ def hypergradient_experiment(overrides: list[str]) -> Experiment:
         cfg = compose("config", overrides=overrides)
     with open_dict(cfg):
         for name, entry in cfg.task.space.items():
-            if name not in HYPERGRADIENT_HYPERPARAMETERS:
+            if name not in HYPERGRADIENT_HYPERPARAMETERS and entry.get("fixed") is None:
                 entry.fixed = entry.default
     return build(cfg)
 
@@ -226,17 +228,19 @@ def hypergradient_table(records: list[dict]) -> str:
     return pd.DataFrame(rows).to_markdown(index=False)
 
 
-def agreement(task_name: str, steps: int, seed: int = 0) -> list[dict]:
-    """DrMAD (K = T, T/10) against exact reverse mode on one task at T = ``steps``."""
+def agreement(task_name: str, steps: int, seed: int = 0, overrides: tuple[str, ...] = ()) -> list[dict]:
+    """DrMAD (K = T, T/10) against exact reverse mode on one task at T = ``steps``, from the
+    task's default configuration (after ``overrides``, Hydra overrides of the task)."""
     records = []
     exact = None
-    for label, method_name, overrides in (
+    extra = list(overrides)
+    for label, method_name, overrides in (  # noqa: B020 - the method's own overrides
         ("exact", "exact_hypergrad", []),
         ("drmad K=T", "drmad", []),
         ("drmad K=T/10", "drmad", ["method.reverse_fraction=0.1"]),
     ):
         experiment = hypergradient_experiment(
-            [f"task={task_name}", f"method={method_name}", "task.dtype=float64", *overrides]
+            [f"task={task_name}", f"method={method_name}", "task.dtype=float64", *overrides, *extra]
         )
         config = {**experiment.task.space.default, "iterations": steps}
         problem = experiment.task.training_problem(config, seed, "per_layer")
@@ -250,6 +254,7 @@ def agreement(task_name: str, steps: int, seed: int = 0) -> list[dict]:
                 "dataset": experiment.task.describe().get("dataset"),
                 "T": steps,
                 "method": label,
+                "config": config,
                 "cosine": float(gradient @ exact / (gradient.norm() * exact.norm())),
                 "norm_ratio": float(gradient.norm() / exact.norm()),
                 "hyperparameters": ["log_learning_rate", "logit_momentum", *(f"log_l2.{n}" for n in problem.l2_names)],
@@ -286,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     agree.add_argument("--json", type=Path, help="also write the records to this file")
     agree.add_argument("--tasks", default="bikeshare,mnist_mlp", help="default bikeshare,mnist_mlp")
     agree.add_argument("--steps", default="100,1000", help="training lengths T (default 100,1000)")
+    agree.add_argument(
+        "--overrides",
+        default="",
+        help="Hydra overrides of the task, space-separated (e.g. '+task.space.hidden_nodes.fixed=16')",
+    )
     one = sub.add_parser("hypergrad-one")  # one measurement in this process (used by hypergrad)
     for name in ("label", "steps", "hidden", "repeats", "device"):
         one.add_argument(name)
@@ -359,7 +369,7 @@ def agreement_main(args: argparse.Namespace) -> int:
         for task_name in args.tasks.split(","):
             for t in steps:
                 _progress(f"  {task_name}, T={t} ...")
-                records.extend(agreement(task_name, t))
+                records.extend(agreement(task_name, t, overrides=tuple(args.overrides.split())))
     except USER_ERRORS as error:
         print(f"error: {describe(error)}", file=sys.stderr)
         return 2

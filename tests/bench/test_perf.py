@@ -47,8 +47,10 @@ def test_hypergrad_benchmark_reports_every_method_and_length_against_training(tm
 
 
 def test_agreement_is_perfect_where_the_trajectory_is_a_line(tmp_path):
-    _, records = perf(tmp_path, "agreement", "--tasks", "bikeshare", "--steps", "1")
+    overrides = "+task.space.hidden_nodes.fixed=3 task.space.learning_rate.default=0.5"
+    _, records = perf(tmp_path, "agreement", "--tasks", "bikeshare", "--steps", "1", "--overrides", overrides)
     assert [r["method"] for r in records] == ["drmad K=T", "drmad K=T/10"]
+    assert all(r["config"]["hidden_nodes"] == 3 and r["config"]["learning_rate"] == 0.5 for r in records)
     assert all(abs(r["cosine"] - 1) < 1e-12 and abs(r["norm_ratio"] - 1) < 1e-12 for r in records)
 
 
