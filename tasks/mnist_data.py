@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import struct
 import urllib.request
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import BenchError
+from tasks.data_files import OFFLINE_VARIABLE, cache_dir, offline
 
 DATASETS = ("auto", "mnist", "fashion_mnist", "digits")
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # the mirror torchvision reads
@@ -75,11 +75,6 @@ def read_idx(path: Path) -> np.ndarray:
     return array.reshape(shape)
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("BENCH_DATA") or Path.home() / ".cache" / "bench"
-    return Path(root) / "mnist"
-
-
 def load_images(
     dataset: str = "auto", data_dir: str | None = None, url: str = MNIST_URL, timeout: float = 20
 ) -> Images:
@@ -96,7 +91,7 @@ def load_images(
             )
         return _idx("fashion_mnist", folder, f"files in {folder}")
     if dataset == "mnist":
-        folder = Path(data_dir) if data_dir else cache_dir()
+        folder = Path(data_dir) if data_dir else cache_dir() / "mnist"
         return _idx("mnist", folder, _fetch_mnist(folder, url, timeout))
     # auto: MNIST if cached or downloadable, then Fashion-MNIST files, then digits
     try:
@@ -117,6 +112,11 @@ def _fetch_mnist(folder: Path, url: str, timeout: float) -> str:
     """Cached files, or a download into the cache; returns where they came from."""
     if _complete(folder):
         return f"cache {folder}"
+    if offline():
+        raise BenchError(
+            f"task.dataset=mnist: {OFFLINE_VARIABLE} is set and {folder} lacks the IDX files "
+            f"({', '.join(FILES.values())}): place them there, or use task.dataset=fashion_mnist or digits"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     for name in FILES.values():
         target = folder / name
