@@ -13,6 +13,7 @@ rebuildable in any order.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -64,18 +65,33 @@ def momentum_sgd(
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """Train from ``problem.w0``; returns w_T and, if asked, [w_0 .. w_T] and [v_0 .. v_T]
     (memory O(T x P)). ``l2``: ``(G,)``, one coefficient per L2 group."""
-    lam = penalty(problem, l2)
-    w = problem.w0.clone()
-    v = torch.zeros_like(w)
+    w, v = problem.w0.clone(), torch.zeros_like(problem.w0)
     ws, vs = ([w], [v]) if keep_trajectory else ([], [])
-    for t in range(problem.steps):
-        g = loss_gradient(problem, w, problem.batch(t)) + lam * w
-        v = momentum * v - (1 - momentum) * g
-        w = w + learning_rate * v
+    for w, v in sgd_steps(problem, learning_rate, momentum, penalty(problem, l2), w, v, 0, problem.steps):  # noqa: B020
         if keep_trajectory:
             ws.append(w)
             vs.append(v)
     return w, ws, vs
+
+
+def sgd_steps(
+    problem: TrainingProblem,
+    learning_rate: float,
+    momentum: float,
+    lam: torch.Tensor,
+    w: torch.Tensor,
+    v: torch.Tensor,
+    start: int,
+    stop: int,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(w_{t+1}, v_{t+1}) for t = start .. stop-1, from (w_start, v_start); ``lam``: ``(P,)`` per-weight
+    L2 coefficients (``penalty``). Steps are deterministic: a segment recomputed from a checkpoint
+    gives the same weights, bit for bit."""
+    for t in range(start, stop):
+        g = loss_gradient(problem, w, problem.batch(t)) + lam * w
+        v = momentum * v - (1 - momentum) * g
+        w = w + learning_rate * v
+        yield w, v
 
 
 class BatchSchedule:

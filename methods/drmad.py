@@ -18,7 +18,9 @@ exp(log_l2). The hypergradient of the validation loss f(w_T) runs the MAD recurs
 
 - ``exact_hypergradient`` keeps every w_t and v_t of the forward pass (memory O(T x P)): the
   reference. (MAD itself reverses the trajectory in exact arithmetic instead; storing it gives the
-  same numbers.)
+  same numbers.) Beyond ``trajectory_memory_mb`` it keeps checkpoints every sqrt(T) steps and
+  recomputes each segment when the reverse pass needs it (memory O(sqrt(T) x P), one more forward
+  pass), with the same numbers bit for bit.
 - ``drmad_hypergradient`` keeps only w_0 and w_T (Fu et al. 2016) and runs the same recursion at
   K points of the line w(beta) = (1 - beta) w_0 + beta w_T, beta_j = j / K, reverse step j reading
   batch t_j = j T / K; the velocity is rebuilt from neighbouring points, v = (w_T - w_0) / (T alpha)
@@ -28,9 +30,14 @@ exp(log_l2). The hypergradient of the validation loss f(w_T) runs the MAD recurs
   and Adam, the meta-optimisers used with it, do not depend on the scale).
 
 Hessian-vector products act on the unpenalised loss; the penalty's second derivatives are written
-out (it is quadratic in w). Two implementations, both checked against finite differences:
-``hvp="autograd"`` (default), reverse-over-reverse with ``torch.autograd.grad`` (double backward),
-and ``hvp="func"``, forward-over-reverse with ``torch.func.jvp`` of ``torch.func.grad``. On the
+out (it is quadratic in w). Three implementations, each checked against finite differences of the
+trained validation loss: ``hvp="autograd"`` (default), reverse-over-reverse with
+``torch.autograd.grad`` (double backward); ``hvp="func"``, forward-over-reverse with
+``torch.func.jvp`` of ``torch.func.grad``; and ``hvp="finite_difference"``, the central difference
+of two gradients at w +- eps v (as DARTS approximates its Hessian-vector product), whose mean is the
+gradient at w, both with O(eps^2) error. Double backward through a recurrent network costs about
+three gradients, the central difference two, so on text_rnn the difference makes a DrMAD
+hyper-iteration cost about 3 training runs instead of 4-5 (``python -m bench.perf text``). On the
 bikeshare MLP (56-16-1, batch 128, one CPU thread) a gradient costs 0.50 ms with autograd and 0.84 ms
 with ``torch.func.grad``; a gradient plus Hessian-vector product 0.96 ms with double backward and
 3.5 ms with ``jvp(grad)``: on networks this small the transforms' per-call overhead dominates, so
@@ -58,10 +65,14 @@ from torch.func import grad, jvp
 from bench.errors import BenchError
 from bench.protocols import HYPERGRADIENT_HYPERPARAMETERS, DifferentiableTask, Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
-from bench.training import check_granularity, momentum_sgd, penalty
+from bench.training import check_granularity, loss_gradient, momentum_sgd, penalty, sgd_steps
 
 CONTINUOUS = HYPERGRADIENT_HYPERPARAMETERS
 MOMENTUM_RANGE = (1e-3, 0.999)  # momentum is a logit: kept away from 0 and 1
+FD_STEP = 1e-5
+"""``hvp="finite_difference"``: the central difference moves the weights by this share of
+``1 + |w|`` along the direction (float32 round-off limits it from below, the O(eps^2) error from
+above; ``python -m bench.perf text`` reports the hypergradient's cosine with the autograd one)."""
 HVP_STEPS = 2
 """Training steps a reverse step (a gradient and a Hessian-vector product at one point) counts as.
 Measured on the bo_vs_hypergrad MLP (56-16-1, T = 2000, one CPU thread; ``python -m bench.perf
@@ -124,6 +135,15 @@ def gradient_and_hvp(
     """``(g, H direction)``, both ``(P,)``, of the unpenalised training loss at ``w``."""
     if hvp == "func":  # forward-over-reverse
         return jvp(lambda x: grad(problem.train_loss)(x, batch), (w,), (direction,))
+    if hvp == "finite_difference":  # two gradients (DARTS, Liu et al. 2019, eq. 8), O(eps^2) error
+        norm = float(direction.norm())
+        if norm == 0:
+            return loss_gradient(problem, w, batch), torch.zeros_like(w)
+        eps = FD_STEP * (1 + float(w.norm())) / norm  # the step moves w by FD_STEP of (1 + |w|)
+        plus = loss_gradient(problem, w + eps * direction, batch)
+        minus = loss_gradient(problem, w - eps * direction, batch)
+        difference = plus - minus
+        return minus.add_(difference, alpha=0.5), difference.div_(2 * eps)
     with torch.enable_grad():  # reverse-over-reverse
         leaf = w.detach().requires_grad_(True)
         (g,) = torch.autograd.grad(problem.train_loss(leaf, batch), leaf, create_graph=True)
@@ -180,12 +200,43 @@ def _reverse(
     return float(loss.detach()), gradient
 
 
-def exact_hypergradient(problem: TrainingProblem, hyper: Hyperparameters, hvp: str = "autograd") -> Hypergradient:
-    """Reverse mode through the stored trajectory (memory O(T x P)): the reference."""
-    w_final, ws, vs = train(problem, hyper, keep_trajectory=True)
-    points = [(t, ws[t], vs[t], vs[t + 1]) for t in reversed(range(problem.steps))]
-    loss, gradient = _reverse(problem, hyper, w_final, points, hvp)
-    return Hypergradient(loss, gradient, w_final, problem.steps, problem.steps if math.isfinite(loss) else 0)
+def exact_hypergradient(
+    problem: TrainingProblem, hyper: Hyperparameters, hvp: str = "autograd", memory_bytes: float = math.inf
+) -> Hypergradient:
+    """Reverse mode through the trajectory, the reference. The trajectory (every w_t and v_t, 2 x T x P
+    values) is stored when it fits in ``memory_bytes``; otherwise only every ``ceil(sqrt(T))``-th
+    (w_t, v_t) is kept and each segment is recomputed from its checkpoint when the reverse pass
+    reaches it: the same numbers, bit for bit, for one more forward pass (counted in the steps)."""
+    steps = problem.steps
+    if 2 * steps * problem.w0.numel() * problem.w0.element_size() <= memory_bytes:
+        w_final, ws, vs = train(problem, hyper, keep_trajectory=True)
+        points = [(t, ws[t], vs[t], vs[t + 1]) for t in reversed(range(steps))]
+        loss, gradient = _reverse(problem, hyper, w_final, points, hvp)
+        return Hypergradient(loss, gradient, w_final, steps, steps if math.isfinite(loss) else 0)
+    alpha, gamma, l2 = hyper.values()
+    lam = penalty(problem, l2)
+    every = math.ceil(math.sqrt(steps))
+    w, v = problem.w0.clone(), torch.zeros_like(problem.w0)
+    checkpoints = {0: (w, v)}
+    for t, (w, v) in enumerate(sgd_steps(problem, alpha, gamma, lam, w, v, 0, steps), start=1):  # noqa: B020
+        if t % every == 0 and t < steps:
+            checkpoints[t] = (w, v)
+    recomputed = 0
+
+    def points() -> Any:
+        nonlocal recomputed
+        for start in sorted(checkpoints, reverse=True):
+            stop = min(start + every, steps)
+            ws, vs = map(list, zip(checkpoints.pop(start), strict=True))
+            for w_t, v_t in sgd_steps(problem, alpha, gamma, lam, ws[0], vs[0], start, stop):
+                ws.append(w_t)
+                vs.append(v_t)
+            recomputed += stop - start
+            for t in reversed(range(start, stop)):
+                yield t, ws[t - start], vs[t - start], vs[t - start + 1]
+
+    loss, gradient = _reverse(problem, hyper, w, points(), hvp)
+    return Hypergradient(loss, gradient, w, steps + recomputed, steps if math.isfinite(loss) else 0)
 
 
 def drmad_hypergradient(
@@ -213,7 +264,7 @@ def drmad_hypergradient(
 
 # ---------------------------------------------------------------------------------- meta-loop
 META_OPTIMIZERS = ("adam", "sign")
-HVPS = ("autograd", "func")
+HVPS = ("autograd", "func", "finite_difference")
 
 
 class HypergradientDescent:
@@ -242,12 +293,15 @@ class HypergradientDescent:
         reverse_points: int | None = None,
         reverse_fraction: float | None = None,
         hvp: str = "autograd",
+        trajectory_memory_mb: float = 2048,
     ) -> None:
         if meta_optimizer not in META_OPTIMIZERS:
             raise BenchError(f"method.meta_optimizer={meta_optimizer!r}: allowed: {', '.join(META_OPTIMIZERS)}")
         check_granularity(l2_granularity, where="method.l2_granularity")
         if hvp not in HVPS:
             raise BenchError(f"method.hvp={hvp!r}: allowed: {', '.join(HVPS)}")
+        if not trajectory_memory_mb >= 0:
+            raise BenchError(f"method.trajectory_memory_mb={trajectory_memory_mb}: must be zero or more")
         if not meta_step > 0:
             raise BenchError(f"method.meta_step={meta_step}: must be positive")
         if reverse_fraction is not None and not 0 < reverse_fraction <= 1:
@@ -270,6 +324,7 @@ class HypergradientDescent:
         self.space, self.seed = space, seed
         self.meta_optimizer, self.meta_step, self.l2_granularity = meta_optimizer, meta_step, l2_granularity
         self.reverse_points, self.reverse_fraction, self.hvp = reverse_points, reverse_fraction, hvp
+        self.trajectory_memory_mb = trajectory_memory_mb
         self.tuned = tuple(n for n in CONTINUOUS if n in space.tuned)
         self.start = dict(space.default)
         if "momentum" in self.tuned:  # momentum is a logit: start inside its range
@@ -354,7 +409,7 @@ class HypergradientDescent:
 
     def hypergradient(self, problem: TrainingProblem, hyper: Hyperparameters) -> Hypergradient:
         """Forward and reverse pass: the validation loss at w_T and its hypergradient."""
-        return exact_hypergradient(problem, hyper, self.hvp)
+        return exact_hypergradient(problem, hyper, self.hvp, self.trajectory_memory_mb * 2**20)
 
     @staticmethod
     def train_only(problem: TrainingProblem, hyper: Hyperparameters) -> torch.Tensor:

@@ -8,7 +8,8 @@ as scikit-optimize's documentation advises) instead of a learned one, as gp_ei a
 The optimiser keeps its own state, so each trial is told once, when its configuration is next
 asked; a failed trial is told as the worst objective observed by then. A configuration
 scikit-optimize proposes again is dropped and replaced by a random unseen one
-(``ModelBasedMethod``). Its points carry NumPy scalars; they leave as plain Python values.
+(``ModelBasedMethod``). Categorical choices reach it as their indices (it would turn a tuple choice
+into an array); its points carry NumPy scalars; they leave as plain Python values.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import warnings
 
 import numpy as np
 from skopt import Optimizer
+from skopt.space import Categorical
 from skopt.utils import cook_estimator
 
 from bench.space import Config, SearchSpace
@@ -36,7 +38,14 @@ class SkoptGP(ModelBasedMethod):
     ) -> None:
         super().__init__(space, seed, n_initial)
         check_noise_std(noise_std)
-        dimensions = copy.deepcopy(space.dimensions)  # scikit-optimize resets transformers on what it is given
+        # scikit-optimize resets transformers on what it is given, and turns a tuple choice (an n-gram
+        # range) into an array: it gets copies, with every categorical's choices as their indices
+        dimensions = [
+            Categorical(list(range(len(d.categories))), transform="onehot", name=d.name)
+            if isinstance(d, Categorical)
+            else copy.deepcopy(d)
+            for d in space.dimensions
+        ]
         estimator = "GP"  # scikit-optimize's own GP, its noise learned (noise="gaussian")
         if noise_std is not None:  # the same GP told the noise variance (1e-10 for noise-free, as its docs say)
             state = np.random.RandomState((self.rng_seed() + 1) % 2**32).randint(np.iinfo(np.int32).max)
@@ -55,9 +64,22 @@ class SkoptGP(ModelBasedMethod):
         if new:
             worst = float(np.nanmax(self.objectives))
             values = [y if math.isfinite(y) else worst for y in self.objectives[self.told :]]
-            self.optimizer.tell([[self.configs[i][name] for name in self.space.tuned] for i in new], values)
+            self.optimizer.tell([self._point(self.configs[i]) for i in new], values)
             self.told = len(self.configs)
         with warnings.catch_warnings():  # a repeat is dropped and replaced by ModelBasedMethod anyway
             warnings.filterwarnings("ignore", message="The objective has been evaluated at point", category=UserWarning)
             points = self.optimizer.ask(n_points=n, strategy="cl_min") if n > 1 else [self.optimizer.ask()]
-        return [self.space.check(dict(zip(self.space.tuned, point, strict=True))) for point in points]
+        return [self.space.check(self._config(point)) for point in points]
+
+    def _point(self, config: Config) -> list:
+        """A configuration as scikit-optimize's point (categorical choices as indices)."""
+        return [
+            d.categories.index(config[d.name]) if isinstance(d, Categorical) else config[d.name]
+            for d in self.space.dimensions
+        ]
+
+    def _config(self, point: list) -> Config:
+        return {
+            d.name: d.categories[int(x)] if isinstance(d, Categorical) else x
+            for d, x in zip(self.space.dimensions, point, strict=True)
+        }

@@ -14,6 +14,22 @@ from tests.helpers import TINY, TINY_FIXED, bench_config
 METHODS = sorted(p.stem for p in (Path(CONFIG_DIR) / "method").glob("*.yaml"))
 TASKS = sorted(p.stem for p in (Path(CONFIG_DIR) / "task").glob("*.yaml"))
 MNIST = ["task.dataset=digits", "task.layers=[8]", "task.space.iterations.low=5", "task.space.iterations.high=30"]
+TEXT_RNN = [  # a small network on the real corpus: an epoch of 40 steps of 256 texts cut to 12 tokens
+    "task=text_rnn",
+    "task.max_vocabulary=500",
+    "task.max_length=12",
+    "task.space.embedding_size.low=2",
+    "task.space.embedding_size.high=6",
+    "task.space.embedding_size.default=4",
+    "task.space.hidden_units.low=2",
+    "task.space.hidden_units.high=6",
+    "task.space.hidden_units.default=4",
+    "+task.space.epochs.fixed=1",
+    "+task.space.batch_size.fixed=256",
+]
+TEXT_RNN_FIXED = [f"+task.space.{name}.fixed={value}" for name, value in [("cell", "gru"), ("layers", 1)]] + [
+    f"+task.space.{name}.fixed={value}" for name, value in [("embedding_size", 4), ("hidden_units", 4)]
+]
 SETTINGS = {  # cheap settings of every task; "[fixed]": discrete hyperparameters fixed, as hypergradients need
     "bikeshare": ["task=bikeshare", *TINY],
     "bikeshare[fixed]": ["task=bikeshare", *TINY_FIXED],
@@ -21,6 +37,9 @@ SETTINGS = {  # cheap settings of every task; "[fixed]": discrete hyperparameter
     "hartmann6": ["task=hartmann6"],
     "mnist_mlp": ["task=mnist_mlp", *MNIST, "task.space.iterations.default=10"],
     "mnist_mlp[fixed]": ["task=mnist_mlp", *MNIST, "+task.space.iterations.fixed=10"],
+    "text_linear": ["task=text_linear"],
+    "text_rnn": TEXT_RNN,
+    "text_rnn[fixed]": [*TEXT_RNN, *TEXT_RNN_FIXED, "+task.space.input_noise.fixed=0.1"],
 }
 OPTIONS = {"default": ["method.repeats=5"]}  # the default configuration, evaluated for the whole budget
 HYPERGRADIENT = ("drmad", "drmad_k10", "exact_hypergrad")

@@ -2,6 +2,7 @@
 trained validation loss, the exact reverse pass, and the black-box training loop."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -76,15 +77,29 @@ def bikeshare_problem(iterations: int, granularity: str = "per_layer", hidden_no
     return task, config, task.training_problem(config, seed, granularity)
 
 
-@pytest.mark.parametrize("hvp", ["autograd", "func"])
-@pytest.mark.parametrize("kind", ["tanh", "bikeshare"])
+def text_rnn_problem(steps: int, cell: str = "gru", granularity: str = "per_layer", seed: int = 0):
+    """A tiny float64 GRU / LSTM on rotten_tomatoes (vocabulary of 50, 3 units, batches of 4 texts
+    with input noise), cut to ``steps`` steps: small enough for finite differences."""
+    task = build(
+        bench_config("task=text_rnn", "method=random", "task.dtype=float64", "task.max_vocabulary=50", "device=cpu")
+    ).task
+    config = {**task.space.default, "cell": cell, "embedding_size": 2, "hidden_units": 3, "batch_size": 4}
+    config["input_noise"] = 0.3
+    return replace(task.training_problem(config, seed, granularity), steps=steps)
+
+
+@pytest.mark.parametrize("hvp", ["autograd", "func", "finite_difference"])
+@pytest.mark.parametrize("kind", ["tanh", "bikeshare", "text_rnn_gru", "text_rnn_lstm"])
 def test_exact_hypergradient_equals_central_finite_differences(kind, hvp):
     """Every kind: log learning rate, logit momentum, and each L2 group (relative error < 1e-4),
     with either Hessian-vector product."""
     if kind == "tanh":
         problem, h = tanh_problem(), hyper(0.3, 0.6, [1e-2, 3e-2])
-    else:
+    elif kind == "bikeshare":
         problem, h = bikeshare_problem(iterations=8)[2], hyper(0.5, 0.7, [1e-2, 5e-2])
+    else:
+        problem = text_rnn_problem(steps=5, cell=kind.rsplit("_", 1)[1])
+        h = hyper(0.5, 0.7, [1e-2 * (k + 1) for k in range(len(problem.l2_names))])
     exact = exact_hypergradient(problem, h, hvp).gradient
     reference = finite_differences(problem, h)
     assert reference.abs().min() > 1e-7  # every hyperparameter moves the loss: the check has teeth
@@ -93,12 +108,37 @@ def test_exact_hypergradient_equals_central_finite_differences(kind, hvp):
 
 def test_drmad_is_exact_when_the_trajectory_is_a_line():
     """T = 1: w_0 -> w_1 is a straight line, so DrMAD's reverse pass must equal the exact one."""
-    for problem in (tanh_problem(steps=1), bikeshare_problem(iterations=1, granularity="per_unit")[2]):
+    for problem in (
+        tanh_problem(steps=1),
+        bikeshare_problem(iterations=1, granularity="per_unit")[2],
+        text_rnn_problem(steps=1, cell="lstm", granularity="per_unit"),
+    ):
         h = hyper(0.3, 0.6, [1e-2] * len(problem.l2_names))
         exact = exact_hypergradient(problem, h)
         drmad = drmad_hypergradient(problem, h)
         torch.testing.assert_close(drmad.gradient, exact.gradient, rtol=1e-10, atol=1e-14)
         assert drmad.validation_loss == exact.validation_loss
+
+
+def test_a_checkpointed_exact_pass_gives_the_same_numbers_for_one_more_forward_pass():
+    problem = text_rnn_problem(steps=10, cell="lstm")
+    h = hyper(0.5, 0.7, [1e-2, 2e-2, 3e-2, 4e-2])
+    stored, recomputed = exact_hypergradient(problem, h), exact_hypergradient(problem, h, memory_bytes=0)
+    assert torch.equal(stored.gradient, recomputed.gradient) and torch.equal(stored.w_final, recomputed.w_final)
+    assert (stored.forward_steps, recomputed.forward_steps) == (10, 20)
+
+
+def test_the_finite_difference_hvp_matches_double_backward_in_float32():
+    """DrMAD's reverse pass on a float32 GRU with either product: the same hypergradient to 1e-3."""
+    task = build(bench_config("task=text_rnn", "method=random", "task.max_vocabulary=300", "device=cpu")).task
+    config = {**task.space.default, "cell": "gru", "embedding_size": 8, "hidden_units": 8, "batch_size": 16}
+    problem = replace(task.training_problem({**config, "l2": 1e-3}, 0, "per_layer"), steps=30)
+    h = Hyperparameters(
+        torch.tensor(math.log(0.5)), torch.logit(torch.tensor(0.9)), torch.full((len(problem.l2_names),), -7.0)
+    )
+    reference = drmad_hypergradient(problem, h).gradient
+    difference = drmad_hypergradient(problem, h, hvp="finite_difference").gradient
+    assert float((difference - reference).norm() / reference.norm()) < 1e-3
 
 
 def test_drmad_approximates_exact_on_a_short_bikeshare_run():
