@@ -43,8 +43,7 @@ from bench.store import RunStore, load_runs
 
 log = logging.getLogger("bench")
 schema.register()
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-"""``conf/`` beside the packages (a checkout or an install): a file path, never ``pkg://conf``."""
+CONFIG_DIR = schema.CONFIG_DIR
 
 
 @dataclass

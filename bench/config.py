@@ -10,10 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Dict, Optional  # noqa: UP035 - OmegaConf needs typing generics
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+"""``conf/`` beside the packages (a checkout or an install): a file path, never ``pkg://conf``."""
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group, those in its subfolders as ``sub/name`` (``fair_baseline_text/rnn_drmad``)."""
+    folder = Path(CONFIG_DIR) / group
+    return sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.yaml"))
 
 
 class Device(Enum):

@@ -9,6 +9,8 @@ exits with status 2. Every other exception is a bug and keeps its traceback.
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf.errors import OmegaConfBaseException
 
+from bench.config import group_options
+
 
 class BenchError(Exception):
     """A problem with the user's input or environment, described in one line."""
@@ -35,7 +37,8 @@ def _missing_config(error: MissingConfigException) -> str:
     wanted = error.missing_cfg_file or ""
     group, _, name = wanted.rpartition("/")
     if group and error.options is not None:
-        return f"unknown {group} {name!r}; allowed: {', '.join(sorted(error.options))}"
+        options = sorted(error.options) or group_options(group)  # a group whose options all sit in subfolders
+        return f"unknown {group} {name!r}; allowed: {', '.join(options)}"
     return _one_line(error)
 
 

@@ -21,6 +21,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
+
 RESULT_PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "scikit-optimize", "gpytorch", "botorch", "optuna")
 """Packages whose versions can change a trial's numbers."""
 DEFINING = ("task", "method", "budget", "batch_size", "incumbent_repeats")
@@ -72,6 +74,21 @@ def label(method: str, identity: Mapping[str, Any], keys: Sequence[str]) -> str:
     flat = flatten(identity)
     parts = [f"{key.removeprefix('method.')}={_text(flat.get(key))}" for key in keys]
     return f"{method}[{','.join(parts)}]"
+
+
+def run_labels(runs: pd.DataFrame) -> pd.Series:
+    """Each run's row label: the method name, plus the options that tell it apart from the other
+    experiments of that method on that task (``gp_ts[greedy=0]``)."""
+    out = pd.Series(runs["method"].astype(str).to_numpy(), index=runs.index)
+    for _, same_name in runs.groupby(["task", "method"], sort=False):
+        experiments = same_name.drop_duplicates("experiment")
+        if len(experiments) < 2:
+            continue
+        keys = differences(experiments["identity"].tolist())
+        for experiment, identity in zip(experiments["experiment"], experiments["identity"], strict=True):
+            rows = same_name.index[same_name["experiment"] == experiment]
+            out[rows] = label(str(same_name["method"].iloc[0]), identity, keys)
+    return out
 
 
 def diff_text(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> str:

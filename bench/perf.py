@@ -6,6 +6,8 @@
                                    [--repeats 3] [--device cpu|cuda]
     python -m bench.perf agreement [--json FILE] [--tasks bikeshare,mnist_mlp] [--steps 100,1000]
                                    [--overrides '+task.space.hidden_nodes.fixed=16 ...']
+    python -m bench.perf text [--json FILE] [--dataset rotten_tomatoes] [--linear-trials 8]
+                              [--epochs 1] [--overrides '...'] [--skip linear|rnn]
 
 ``methods``: the suggestion overhead of each method. Each method runs through the real runner on
 the task (hartmann6 by default, a cheap function, so the time is the method's) until it holds
@@ -36,7 +38,12 @@ and ``reverse_step_over_training_step``.
 ``agreement``: how close DrMAD's hypergradient is to the exact one, per task and T, from the
 task's default configuration (T training steps, per-layer L2, seed 0, float64): the cosine
 similarity and the norm ratio for K = T and K = T/10 points. ``--overrides`` changes the task
-first (Hydra overrides: another fixed architecture, another default configuration).
+first (Hydra overrides: another fixed architecture, another default configuration). T sets the
+number of training steps whatever the task counts them in (bikeshare's ``iterations``; text_rnn's
+epochs times batches).
+
+``text``: seconds per text_linear trial cold and warm, per text_rnn epoch, and of one DrMAD
+hyper-iteration on text_rnn against the training run (``bench.perf_text``).
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -242,8 +250,10 @@ def agreement(task_name: str, steps: int, seed: int = 0, overrides: tuple[str, .
         experiment = hypergradient_experiment(
             [f"task={task_name}", f"method={method_name}", "task.dtype=float64", *overrides, *extra]
         )
-        config = {**experiment.task.space.default, "iterations": steps}
-        problem = experiment.task.training_problem(config, seed, "per_layer")
+        config = dict(experiment.task.space.default)
+        if "iterations" in config:  # a task that counts its training in steps (bikeshare, mnist_mlp)
+            config["iterations"] = steps
+        problem = replace(experiment.task.training_problem(config, seed, "per_layer"), steps=steps)
         gradient = experiment.method.hypergradient(problem, experiment.method.initial(config, problem)).gradient
         if exact is None:
             exact = gradient
@@ -296,6 +306,15 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="Hydra overrides of the task, space-separated (e.g. '+task.space.hidden_nodes.fixed=16')",
     )
+    text = sub.add_parser("text", help="seconds per text_linear trial (cold, warm) and text_rnn epoch and DrMAD")
+    text.add_argument("--json", type=Path, help="also write the records to this file")
+    text.add_argument("--dataset", default="rotten_tomatoes", help="corpus (default rotten_tomatoes)")
+    text.add_argument("--linear-trials", type=int, default=8, help="text_linear configurations timed (default 8)")
+    text.add_argument("--epochs", type=int, default=1, help="text_rnn epochs timed (default 1)")
+    text.add_argument(
+        "--overrides", default="", help="Hydra overrides of text_rnn, space-separated (e.g. another default)"
+    )
+    text.add_argument("--skip", default="", help="linear or rnn: leave that part out")
     one = sub.add_parser("hypergrad-one")  # one measurement in this process (used by hypergrad)
     for name in ("label", "steps", "hidden", "repeats", "device"):
         one.add_argument(name)
@@ -309,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         return hypergrad_main(args)
     if args.benchmark == "agreement":
         return agreement_main(args)
+    if args.benchmark == "text":
+        return text_main(args)
     try:
         sizes = _counts(args.sizes)
         if sizes[0] < 1 or args.repeats < 1:
@@ -376,6 +397,35 @@ def agreement_main(args: argparse.Namespace) -> int:
     frame = pd.DataFrame(records)[["task", "dataset", "T", "method", "cosine", "norm_ratio"]]
     print("\nDrMAD against exact reverse mode, from each task's default configuration (per-layer L2, float64):\n")
     print(frame.to_markdown(index=False, floatfmt=".4g"))
+    return _write_json(records, args.json)
+
+
+def text_main(args: argparse.Namespace) -> int:
+    from bench.perf_text import linear_costs, rnn_costs, tables
+
+    if args.linear_trials < 1 or args.epochs < 1 or args.skip not in ("", "linear", "rnn"):
+        print(
+            f"error: --linear-trials {args.linear_trials} --epochs {args.epochs} --skip {args.skip!r}: give positive "
+            "whole numbers, and skip one of linear, rnn",
+            file=sys.stderr,
+        )
+        return 2
+    records: list[dict] = []
+    try:
+        if args.skip != "linear":
+            _progress(f"  text_linear, {args.linear_trials} configurations ...")
+            records += linear_costs(args.dataset, args.linear_trials)
+        if args.skip != "rnn":
+            _progress(f"  text_rnn, {args.epochs} epoch(s) of training and three hypergradients ...")
+            records += rnn_costs(args.dataset, args.epochs, args.overrides.split())
+    except USER_ERRORS as error:
+        print(f"error: {describe(error)}", file=sys.stderr)
+        return 2
+    machine = provenance()
+    for record in records:
+        record.update(torch_threads=torch.get_num_threads(), platform=machine["platform"])
+    print(f"\nOne torch thread, {machine['platform']}:\n")
+    print(tables(records))
     return _write_json(records, args.json)
 
 

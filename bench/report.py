@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.identity import differences, label
+from bench.identity import run_labels
 from bench.papers import TABLES, paper_table
 from bench.runner import NOTHING_LEFT
 from bench.stats import paired_against_best
@@ -45,7 +45,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (task, experiment) with the numbers described in the module docstring."""
     if runs.empty:
         raise BenchError("no completed runs to report")
-    runs = runs.assign(label=labels(runs))
+    runs = runs.assign(label=run_labels(runs))
     rows = []
     for (task, experiment), group in runs.groupby(["task", "experiment"], sort=True):
         best = group["best_objective"]
@@ -76,21 +76,6 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     table = table.merge(_who_wins(runs), on=["task", "experiment"], how="left")
     return table.sort_values(["task", "retrained_median", "best_median"], kind="stable").reset_index(drop=True)
-
-
-def labels(runs: pd.DataFrame) -> pd.Series:
-    """Each run's row label: the method name, plus the options that tell it apart from the other
-    experiments of that method on that task (``gp_ts[greedy=0]``)."""
-    out = pd.Series(runs["method"].astype(str).to_numpy(), index=runs.index)
-    for _, same_name in runs.groupby(["task", "method"], sort=False):
-        experiments = same_name.drop_duplicates("experiment")
-        if len(experiments) < 2:
-            continue
-        keys = differences(experiments["identity"].tolist())
-        for experiment, identity in zip(experiments["experiment"], experiments["identity"], strict=True):
-            rows = same_name.index[same_name["experiment"] == experiment]
-            out[rows] = label(str(same_name["method"].iloc[0]), identity, keys)
-    return out
 
 
 def _who_wins(runs: pd.DataFrame) -> pd.DataFrame:

@@ -96,6 +96,17 @@ class Corpus:
     def sizes(self) -> dict[str, int]:
         return {split: int((self.frame["split"] == split).sum()) for split in SPLIT_SHARES}
 
+    def describe(self) -> dict[str, object]:
+        """The corpus part of a text task's ``describe()``: which corpus, from where, its checksum."""
+        return {
+            "dataset": self.dataset,
+            "source": self.source,
+            "sha256": self.sha256,
+            "rows": self.sizes(),
+            "labels": self.labels.tolist(),
+            "split": "fixed stratified 80/10/10 (tasks/text_data.py)",
+        }
+
 
 # ------------------------------------------------------------------------------------ loading
 def load_corpus(dataset: str, url: str = MR_URL) -> Corpus:

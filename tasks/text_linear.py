@@ -16,10 +16,11 @@ training error, whether liblinear converged within ``max_iter`` and the number o
 
 Representations are cached per (corpus checksum, representation): in memory for the task's
 lifetime (the ``MEMORY_SLOTS`` most recently used), and on disk as one scipy sparse ``.npz``
-(train, validation and test rows stacked; never a pickle) under
-``<cache>/text/representations/``, written to a temporary file and renamed, so trials that share
+(train, validation and test rows stacked; never a pickle) in ``representation_cache`` (default
+``<cache>/text/representations/``), written to a temporary file and renamed, so trials that share
 a representation tokenize once, also across parallel jobs. A cached file with the wrong number of
-rows, or one that does not read, is ignored and rebuilt. ``cost_steps`` is liblinear's iteration count.
+rows, or one that does not read, is ignored and rebuilt. ``cost_steps`` is liblinear's iteration
+count.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import json
 import logging
 import warnings
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,13 +59,19 @@ class TextLinearTask:
     public_metrics = ()
 
     def __init__(
-        self, space: SearchSpace, device: str = "cpu", dataset: str = "rotten_tomatoes", max_iter: int = 100
+        self,
+        space: SearchSpace,
+        device: str = "cpu",
+        dataset: str = "rotten_tomatoes",
+        max_iter: int = 100,
+        representation_cache: str | None = None,
     ) -> None:
         if sorted(space.names) != sorted(HYPERPARAMETERS):
             raise BenchError(f"task.space for text_linear must declare exactly {', '.join(HYPERPARAMETERS)}")
         if max_iter < 1:
             raise BenchError(f"task.max_iter={max_iter}: must be a positive whole number")
         self.space, self.max_iter = space, max_iter
+        self.folder = Path(representation_cache or cache_dir() / "text" / "representations")
         self.corpus = load_corpus(dataset)
         self.parts = {split: self.corpus.part(split) for split in SPLITS}
         self.memory: OrderedDict[str, list[sparse.csr_matrix]] = OrderedDict()
@@ -77,7 +85,7 @@ class TextLinearTask:
         if key in self.memory:
             self.memory.move_to_end(key)
             return self.memory[key]
-        path = cache_dir() / "text" / "representations" / f"{self.corpus.dataset}-{self.corpus.sha256[:12]}-{key}.npz"
+        path = self.folder / f"{self.corpus.dataset}-{self.corpus.sha256[:12]}-{key}.npz"
         matrices = self._read(path)
         if matrices is None:
             matrices = self._vectorise(options)
@@ -158,14 +166,8 @@ class TextLinearTask:
         )
 
     def describe(self) -> dict[str, Any]:
-        corpus = self.corpus
         return {
-            "dataset": corpus.dataset,
-            "source": corpus.source,
-            "sha256": corpus.sha256,
-            "rows": corpus.sizes(),
-            "labels": corpus.labels.tolist(),
-            "split": "fixed stratified 80/10/10 (tasks/text_data.py)",
+            **self.corpus.describe(),
             "features": "CountVectorizer (+ TfidfTransformer) fitted on the training split",
             "classifier": f"LogisticRegression(solver='liblinear', max_iter={self.max_iter})",
             "objective": "validation error rate",

@@ -313,14 +313,8 @@ class TextRNNTask:
         return torch.cat(pieces), groups_tensor, tuple(names)
 
     def describe(self) -> dict[str, Any]:
-        corpus = self.corpus
         return {
-            "dataset": corpus.dataset,
-            "source": corpus.source,
-            "sha256": corpus.sha256,
-            "rows": corpus.sizes(),
-            "labels": corpus.labels.tolist(),
-            "split": "fixed stratified 80/10/10 (tasks/text_data.py)",
+            **self.corpus.describe(),
             "tokens": f"lowercased, {TOKEN.pattern}; vocabulary from the training split: "
             f"{len(self.vocabulary)} tokens (max {self.max_vocabulary}, min count {self.min_count}) + pad + unknown; "
             f"first {self.max_length} tokens, right-padded, masked",

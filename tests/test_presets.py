@@ -34,12 +34,30 @@ def jobs(preset):
 def test_every_job_of_a_preset_builds(preset):
     configs, experiments = jobs(preset)
     assert len(configs) >= 2
-    spaces = {repr(e.task.space) for e in experiments}
-    assert len(spaces) == 1  # one space for every method of a comparison
+    for task in {e.task_name for e in experiments}:  # one space for every method on a task
+        assert len({repr(e.task.space) for e in experiments if e.task_name == task}) == 1
     if preset != "drmad_mnist":  # the paper reproduction compares at the paper's hyper-iteration counts
-        assert {e.budget.train_steps for e in experiments} != {None} and {
-            e.budget.evaluations for e in experiments
-        } == {None}
+        budgets = {(e.budget.evaluations, e.budget.train_steps, e.budget.seconds) for e in experiments}
+        assert len(budgets) == 1  # one budget, in compute (training steps) or wall-clock seconds
+        ((evaluations, steps, seconds),) = budgets
+        assert evaluations is None and (steps is not None or seconds is not None)
+
+
+def test_the_fair_baseline_gives_each_model_default_and_tuned_rows_on_one_space():
+    configs, experiments = jobs("fair_baseline_text")
+    pairs = sorted((e.task_name, e.method_name) for e in experiments)
+    assert pairs == [
+        ("text_linear", "default"),
+        ("text_linear", "gp_ei"),
+        ("text_linear", "random"),
+        ("text_rnn", "default"),
+        ("text_rnn", "drmad"),
+        ("text_rnn", "gp_ei"),
+        ("text_rnn", "random"),
+    ]
+    rnn = next(e for e in experiments if e.task_name == "text_rnn")
+    assert rnn.task.space.tuned == ["learning_rate", "momentum", "l2"]  # what DrMAD can tune, for all
+    assert sorted({c.seed for c in configs}) == list(range(5)) and len(configs) == 35
 
 
 def test_the_headline_comparison_has_every_method_on_the_space_hypergradients_can_tune():

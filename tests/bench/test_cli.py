@@ -24,7 +24,17 @@ CASES = [
     (["task.scaling=zscore"], "error: task.scaling='zscore': allowed: train_validation, all_rows"),
     (["+task.hidden=3"], "error: task.hidden: not an option of tasks.bikeshare.BikeshareTask; allowed: batch_size"),
     (["-m", "method=random,foo", "seed=0,1"], f"error: unknown method 'foo'; allowed: {METHODS}"),
-    (["method=drmad", "method.hvp=jax"], "error: method.hvp='jax': allowed: autograd, func"),
+    (["method=drmad", "method.hvp=jax"], "error: method.hvp='jax': allowed: autograd, func, finite_difference"),
+    (
+        ["method=exact_hypergrad", "method.trajectory_memory_mb=-1"],
+        "error: method.trajectory_memory_mb=-1: must be zero or more",
+    ),
+    (["experiment=foo"], "error: unknown experiment 'foo'; allowed: fair_baseline_text/linear_default, "),
+    (
+        ["task=text_linear", "task.dataset=imdb"],
+        "error: task.dataset='imdb': allowed: rotten_tomatoes, bbc_news, mr, 20newsgroups",
+    ),
+    (["task=text_rnn", "task.space.cell.choices=[lstm,rnn]"], "error: task.space.cell: ['rnn'] are not cells"),
     (["method=gp_ei", "method.noise_std=-1"], "error: method.noise_std=-1: allowed: a number >= 0, or null (inferred)"),
     (["method=gp_ts", "method.greedy=1.5"], "error: method.greedy=1.5: allowed: a probability in [0, 1]"),
     (["method=gp_ts", "+method.samplr=x"], "error: method.samplr: not an option of methods.gp.GPThompsonSampling"),
