@@ -203,7 +203,7 @@ def hypergradient_costs(steps: list[int], hidden: int, repeats: int, device: str
     records = []
     for t in steps:
         for label in HYPERGRADIENTS:
-            _progress(f"  {label}, T={t} ...")
+            progress(f"  {label}, T={t} ...")
             argv = ["hypergrad-one", label, str(t), str(hidden), str(repeats), device]
             done = subprocess.run(
                 [sys.executable, "-m", "bench.perf", *argv], capture_output=True, text=True, env=os.environ.copy()
@@ -329,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.benchmark == "agreement":
         return agreement_main(args)
     if args.benchmark == "text":
+        from bench.perf_text import main as text_main
+
         return text_main(args)
     try:
         sizes = _counts(args.sizes)
@@ -351,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.torch_threads} torch thread(s), {machine['platform']}:\n"
     )
     print(table(records))
-    return _write_json(records, args.json)
+    return write_records(records, args.json)
 
 
 def _counts(text: str) -> list[int]:
@@ -359,13 +361,13 @@ def _counts(text: str) -> list[int]:
     return sorted({int(s) for s in text.split(",")})
 
 
-def _progress(line: str) -> None:
+def progress(line: str) -> None:
     """Where a measurement is, on a terminal only (errors stay the one line on stderr)."""
     if sys.stderr.isatty():
         print(line, file=sys.stderr, flush=True)
 
 
-def _write_json(records: list[dict], path: Path | None) -> int:
+def write_records(records: list[dict], path: Path | None) -> int:
     if path:
         path.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
         print(f"\nrecords: {path}")
@@ -389,7 +391,7 @@ def agreement_main(args: argparse.Namespace) -> int:
     try:
         for task_name in args.tasks.split(","):
             for t in steps:
-                _progress(f"  {task_name}, T={t} ...")
+                progress(f"  {task_name}, T={t} ...")
                 records.extend(agreement(task_name, t, overrides=tuple(args.overrides.split())))
     except USER_ERRORS as error:
         print(f"error: {describe(error)}", file=sys.stderr)
@@ -397,36 +399,7 @@ def agreement_main(args: argparse.Namespace) -> int:
     frame = pd.DataFrame(records)[["task", "dataset", "T", "method", "cosine", "norm_ratio"]]
     print("\nDrMAD against exact reverse mode, from each task's default configuration (per-layer L2, float64):\n")
     print(frame.to_markdown(index=False, floatfmt=".4g"))
-    return _write_json(records, args.json)
-
-
-def text_main(args: argparse.Namespace) -> int:
-    from bench.perf_text import linear_costs, rnn_costs, tables
-
-    if args.linear_trials < 1 or args.epochs < 1 or args.skip not in ("", "linear", "rnn"):
-        print(
-            f"error: --linear-trials {args.linear_trials} --epochs {args.epochs} --skip {args.skip!r}: give positive "
-            "whole numbers, and skip one of linear, rnn",
-            file=sys.stderr,
-        )
-        return 2
-    records: list[dict] = []
-    try:
-        if args.skip != "linear":
-            _progress(f"  text_linear, {args.linear_trials} configurations ...")
-            records += linear_costs(args.dataset, args.linear_trials)
-        if args.skip != "rnn":
-            _progress(f"  text_rnn, {args.epochs} epoch(s) of training and three hypergradients ...")
-            records += rnn_costs(args.dataset, args.epochs, args.overrides.split())
-    except USER_ERRORS as error:
-        print(f"error: {describe(error)}", file=sys.stderr)
-        return 2
-    machine = provenance()
-    for record in records:
-        record.update(torch_threads=torch.get_num_threads(), platform=machine["platform"])
-    print(f"\nOne torch thread, {machine['platform']}:\n")
-    print(tables(records))
-    return _write_json(records, args.json)
+    return write_records(records, args.json)
 
 
 def hypergrad_main(args: argparse.Namespace) -> int:
@@ -453,7 +426,7 @@ def hypergrad_main(args: argparse.Namespace) -> int:
         "what the run added to the memory held before it):\n"
     )
     print(hypergradient_table(records))
-    return _write_json(records, args.json)
+    return write_records(records, args.json)
 
 
 if __name__ == "__main__":

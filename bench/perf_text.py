@@ -16,7 +16,9 @@ Every timing is wall-clock with one torch thread, after a warm-up; the records n
 
 from __future__ import annotations
 
+import argparse
 import statistics
+import sys
 import tempfile
 import time
 from types import SimpleNamespace
@@ -24,9 +26,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from hydra import compose, initialize_config_dir
 
 from bench.app import CONFIG_DIR, build
+from bench.errors import USER_ERRORS, describe
+from bench.perf import hypergradient_experiment, progress, write_records
+from bench.provenance import provenance
 
 HYPERGRADIENT_VARIANTS = {  # label -> DrMAD method overrides
     "drmad K=T (autograd)": [],
@@ -69,8 +75,6 @@ def linear_costs(dataset: str, trials: int, seed: int = 0) -> list[dict[str, Any
 
 def rnn_costs(dataset: str, epochs: int, overrides: list[str], seed: int = 0) -> list[dict[str, Any]]:
     """Training and one DrMAD hyper-iteration of text_rnn's default configuration for ``epochs``."""
-    from bench.perf import hypergradient_experiment  # the experiment a hypergradient method accepts
-
     base = ["task=text_rnn", f"task.dataset={dataset}", "device=cpu", *overrides]
     records: list[dict[str, Any]] = []
     reference = None
@@ -176,3 +180,31 @@ def _seconds(work: Any) -> float:
     tic = time.perf_counter()
     work()
     return time.perf_counter() - tic
+
+
+def main(args: argparse.Namespace) -> int:
+    """The ``text`` benchmark of ``python -m bench.perf``: records, tables, and ``--json``."""
+    if args.linear_trials < 1 or args.epochs < 1 or args.skip not in ("", "linear", "rnn"):
+        print(
+            f"error: --linear-trials {args.linear_trials} --epochs {args.epochs} --skip {args.skip!r}: give positive "
+            "whole numbers, and skip one of linear, rnn",
+            file=sys.stderr,
+        )
+        return 2
+    records: list[dict] = []
+    try:
+        if args.skip != "linear":
+            progress(f"  text_linear, {args.linear_trials} configurations ...")
+            records += linear_costs(args.dataset, args.linear_trials)
+        if args.skip != "rnn":
+            progress(f"  text_rnn, {args.epochs} epoch(s) of training and three hypergradients ...")
+            records += rnn_costs(args.dataset, args.epochs, args.overrides.split())
+    except USER_ERRORS as error:
+        print(f"error: {describe(error)}", file=sys.stderr)
+        return 2
+    machine = provenance()
+    for record in records:
+        record.update(torch_threads=torch.get_num_threads(), platform=machine["platform"])
+    print(f"\nOne torch thread, {machine['platform']}:\n")
+    print(tables(records))
+    return write_records(records, args.json)

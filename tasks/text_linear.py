@@ -14,13 +14,13 @@ list, min_df 1, L2 with C = 1 and tol = 1e-4 (the "untuned baseline").
 Objective: validation error rate. Test metrics: accuracy (the headline) and error rate. Recorded:
 training error, whether liblinear converged within ``max_iter`` and the number of features.
 
-Representations are cached per (corpus checksum, representation): in memory for the task's
-lifetime (the ``MEMORY_SLOTS`` most recently used), and on disk as one scipy sparse ``.npz``
-(train, validation and test rows stacked; never a pickle) in ``representation_cache`` (default
-``<cache>/text/representations/``), written to a temporary file and renamed, so trials that share
-a representation tokenize once, also across parallel jobs. A cached file with the wrong number of
-rows, or one that does not read, is ignored and rebuilt. ``cost_steps`` is liblinear's iteration
-count.
+Representations are cached per (corpus checksum, representation, scikit-learn version): in
+memory for the task's lifetime (the ``MEMORY_SLOTS`` most recently used), and on disk as one scipy
+sparse ``.npz`` (train, validation and test rows stacked; never a pickle) in
+``representation_cache`` (default ``<cache>/text/representations/``), written to a temporary file
+and renamed, so trials that share a representation tokenize once, also across parallel jobs. A
+cached file with the wrong number of rows, or one that does not read, is ignored and rebuilt.
+``cost_steps`` is liblinear's iteration count.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sparse
+import sklearn
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
@@ -81,7 +82,8 @@ class TextLinearTask:
     def representation(self, config: Config) -> list[sparse.csr_matrix]:
         """[train, validation, test] feature matrices of the configuration's representation."""
         options = {name: config[name] for name in REPRESENTATION}
-        key = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:16]
+        # scikit-learn's version in the key: another version may tokenize or weight differently
+        key = hashlib.sha256(json.dumps([options, sklearn.__version__], sort_keys=True).encode()).hexdigest()[:16]
         if key in self.memory:
             self.memory.move_to_end(key)
             return self.memory[key]

@@ -54,7 +54,41 @@ def test_agreement_is_perfect_where_the_trajectory_is_a_line(tmp_path):
     assert all(abs(r["cosine"] - 1) < 1e-12 and abs(r["norm_ratio"] - 1) < 1e-12 for r in records)
 
 
+TINY_RNN = (
+    "task.max_vocabulary=300 task.max_length=12 task.space.embedding_size.low=4 task.space.embedding_size.default=4 "
+    "task.space.hidden_units.low=4 task.space.hidden_units.default=4 task.space.batch_size.default=256"
+)
+
+
+def test_agreement_sets_t_on_a_task_that_counts_epochs(tmp_path):
+    """text_rnn counts its training in epochs: --steps 1 still means T = 1, where DrMAD is exact."""
+    _, records = perf(tmp_path, "agreement", "--tasks", "text_rnn", "--steps", "1", "--overrides", TINY_RNN)
+    assert [(r["task"], r["T"], r["dataset"]) for r in records] == [("text_rnn", 1, "rotten_tomatoes")] * 2
+    assert all(abs(r["cosine"] - 1) < 1e-12 for r in records)
+
+
+def test_text_benchmark_times_cold_disk_and_warm_trials_and_drmad_against_training(tmp_path):
+    done, records = perf(tmp_path, "text", "--linear-trials", "2", "--epochs", "1", "--overrides", TINY_RNN)
+    linear = [r for r in records if r["benchmark"] == "text_linear"]
+    assert len(linear) == 2 and all(r["vectorised"] == [1, 0] for r in linear)  # cold builds, disk reads
+    assert all(r["cold_over_warm"] == r["cold_seconds"] / r["warm_seconds"] for r in linear)
+    (epoch,) = [r for r in records if r["benchmark"] == "text_rnn_epoch"]
+    assert epoch["steps"] == 40 and epoch["config"]["hidden_units"] == 4  # 10,200 texts / 256
+    hyper = {r["method"]: r for r in records if r["benchmark"] == "text_rnn_hypergradient"}
+    assert set(hyper) == {"drmad K=T (autograd)", "drmad K=T (finite_difference)", "drmad K=T/10 (autograd)"}
+    assert hyper["drmad K=T (autograd)"]["cosine_with_autograd_k_t"] == pytest.approx(1)
+    assert hyper["drmad K=T (finite_difference)"]["cosine_with_autograd_k_t"] > 0.999
+    assert [hyper[m]["reverse_steps"] for m in sorted(hyper)] == [40, 40, 4]
+    assert all(r["over_training"] == r["seconds"] / epoch["seconds"] for r in hyper.values())
+    assert "| drmad K=T (finite_difference)" in done.stdout
+
+
 def test_bad_benchmark_arguments_are_one_line_errors(tmp_path):
-    for arguments in (["hypergrad", "--steps", "0"], ["methods", "--sizes", "x"], ["agreement", "--tasks", "nope"]):
+    for arguments in (
+        ["hypergrad", "--steps", "0"],
+        ["methods", "--sizes", "x"],
+        ["agreement", "--tasks", "nope"],
+        ["text", "--epochs", "0"],
+    ):
         done = run_module("bench.perf", *arguments, cwd=tmp_path)
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
