@@ -123,7 +123,7 @@ def fair_baseline_text(runs: pd.DataFrame, trials: pd.DataFrame) -> str:
         "the larger of the two rows' sd. Published numbers for these corpora and budgets: not known "
         "(papers.md gives MR's, for orientation only: NBSVM-bigram 79.4, CNN-rand 76.1)."
     )
-    return pd.DataFrame(rows).to_markdown(index=False) + "\n\n" + note
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n\n" + note
 
 
 def _budget(rows: pd.DataFrame) -> str:
