@@ -63,7 +63,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
+from omegaconf import DictConfig, open_dict
 
 from bench.app import CONFIG_DIR, Experiment, build
 from bench.budget import Budget
@@ -75,10 +75,15 @@ from bench.runner import run
 METHODS = ("random", "gp_ei", "gp_ts", "skopt_gp")
 
 
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The configuration ``python -m bench OVERRIDES`` composes (no run, no files)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
 def method_overhead(method: str, task: str, sizes: list[int], repeats: int, seed: int = 0) -> list[dict]:
     """One record per n in ``sizes``: the median seconds of ``repeats`` asks made with n.. observations."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=[f"task={task}", f"method={method}", f"seed={seed}"])
+    cfg = compose_config([f"task={task}", f"method={method}", f"seed={seed}"])
     if "n_initial" in cfg.method:
         cfg.method.n_initial = min(sizes)
     experiment = build(cfg)
@@ -118,8 +123,7 @@ HYPERGRADIENTS = {  # label -> method config and overrides
 def hypergradient_experiment(overrides: list[str]) -> Experiment:
     """A hypergradient method's experiment, the task's other hyperparameters fixed at their defaults
     (the space a hypergradient method accepts)."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    cfg = compose_config(overrides)
     with open_dict(cfg):
         for name, entry in cfg.task.space.items():
             if name not in HYPERGRADIENT_HYPERPARAMETERS and entry.get("fixed") is None:

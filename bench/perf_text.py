@@ -27,11 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from hydra import compose, initialize_config_dir
 
-from bench.app import CONFIG_DIR, build
+from bench.app import build
 from bench.errors import USER_ERRORS, describe
-from bench.perf import hypergradient_experiment, progress, write_records
+from bench.perf import compose_config, hypergradient_experiment, progress, write_records
 from bench.provenance import provenance
 
 HYPERGRADIENT_VARIANTS = {  # label -> DrMAD method overrides
@@ -47,13 +46,13 @@ def linear_costs(dataset: str, trials: int, seed: int = 0) -> list[dict[str, Any
     with tempfile.TemporaryDirectory() as folder:
         overrides = ["task=text_linear", "method=random", f"task.dataset={dataset}"]
         overrides.append(f"task.representation_cache={folder}")
-        first = build(_compose(overrides)).task
+        first = build(compose_config(overrides)).task
         configs = first.space.sample(trials, np.random.default_rng(seed))
         first.evaluate(configs[0], 0)  # warm-up (imports, first allocations)
         for index, config in enumerate(configs):
             for path in first.folder.glob("*.npz"):  # cold: no configuration's representation on disk
                 path.unlink()
-            cold_task, disk_task = build(_compose(overrides)).task, build(_compose(overrides)).task
+            cold_task, disk_task = build(compose_config(overrides)).task, build(compose_config(overrides)).task
             cold = _seconds(lambda c=config, t=cold_task: t.evaluate(c, 0))
             disk = _seconds(lambda c=config, t=disk_task: t.evaluate(c, 0))
             warm = _seconds(lambda c=config, t=cold_task: t.evaluate(c, 0))
@@ -169,11 +168,6 @@ def _representation(config: dict[str, Any]) -> str:
         f"{config['weighting']}, ngrams {tuple(config['ngram_range'])}, stop words {config['stop_words']}, "
         f"min_df {config['min_df']}"
     )
-
-
-def _compose(overrides: list[str]) -> Any:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("config", overrides=overrides)
 
 
 def _seconds(work: Any) -> float:

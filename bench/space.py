@@ -175,6 +175,21 @@ class SearchSpace:
         return self._rows(columns, n)
 
     # ----------------------------------------------------------------------------- encoding
+    def indexed(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The tuned values with each categorical as the index of its choice (what optimisers that
+        want plain numbers are told: Optuna's categorical indices, scikit-optimize's points)."""
+        return {
+            dim.name: dim.categories.index(config[dim.name]) if isinstance(dim, Categorical) else config[dim.name]
+            for dim in self.dimensions
+        }
+
+    def from_indexed(self, values: Mapping[str, Any]) -> Config:
+        """The inverse of ``indexed``: tuned values by name, a categorical given by its index."""
+        return {
+            dim.name: dim.categories[int(values[dim.name])] if isinstance(dim, Categorical) else values[dim.name]
+            for dim in self.dimensions
+        }
+
     def encode(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Configurations -> array of shape ``(len(configs), n_encoded)`` with entries in [0, 1]."""
         out = np.zeros((len(configs), self.n_encoded))

@@ -93,16 +93,10 @@ class OptunaSampler(ModelBasedMethod):
 
     def encode(self, config: Config) -> dict[str, Any]:
         """A configuration as Optuna parameters (a categorical as the index of its choice)."""
-        return {
-            dim.name: dim.categories.index(config[dim.name]) if isinstance(dim, Categorical) else config[dim.name]
-            for dim in self.space.dimensions
-        }
+        return self.space.indexed(config)
 
     def decode(self, params: dict[str, Any]) -> Config:
-        return {
-            dim.name: dim.categories[params[dim.name]] if isinstance(dim, Categorical) else params[dim.name]
-            for dim in self.space.dimensions
-        }
+        return self.space.from_indexed(params)
 
 
 class OptunaTPE(OptunaSampler):

@@ -73,13 +73,7 @@ class SkoptGP(ModelBasedMethod):
 
     def _point(self, config: Config) -> list:
         """A configuration as scikit-optimize's point (categorical choices as indices)."""
-        return [
-            d.categories.index(config[d.name]) if isinstance(d, Categorical) else config[d.name]
-            for d in self.space.dimensions
-        ]
+        return list(self.space.indexed(config).values())
 
     def _config(self, point: list) -> Config:
-        return {
-            d.name: d.categories[int(x)] if isinstance(d, Categorical) else x
-            for d, x in zip(self.space.dimensions, point, strict=True)
-        }
+        return self.space.from_indexed(dict(zip(self.space.tuned, point, strict=True)))

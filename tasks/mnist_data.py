@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import BenchError
-from tasks.data_files import OFFLINE_VARIABLE, cache_dir, offline
+from tasks.data_files import OFFLINE_VARIABLE, cache_dir, offline, write_atomically
 
 DATASETS = ("auto", "mnist", "fashion_mnist", "digits")
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # the mirror torchvision reads
@@ -122,14 +122,12 @@ def _fetch_mnist(folder: Path, url: str, timeout: float) -> str:
         target = folder / name
         if target.exists():
             continue
-        partial = target.with_suffix(".part")
         try:
             with urllib.request.urlopen(url + name, timeout=timeout) as response:
-                partial.write_bytes(response.read())
+                payload = response.read()
         except OSError as error:
-            partial.unlink(missing_ok=True)
             raise BenchError(f"task.dataset=mnist: cannot download {url + name}: {error}") from None
-        partial.replace(target)  # only complete files enter the cache
+        write_atomically(target, lambda tmp, data=payload: tmp.write_bytes(data))  # only whole files in the cache
     return f"downloaded from {url} into {folder}"
 
 
