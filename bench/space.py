@@ -10,7 +10,7 @@ A space is declared per task in its YAML file, one entry per hyperparameter::
 
 ``default`` is the configuration a paper would call "default settings": the untuned baseline.
 
-Fixing a hyperparameter. ``fixed: VALUE`` on an entry (``task.space.hidden_nodes.fixed=16`` on the
+Fixing a hyperparameter. ``fixed: VALUE`` on an entry (``+task.space.hidden_nodes.fixed=16`` on the
 command line) takes it out of the search: no method tunes it, every configuration carries that
 value, and it is the default configuration's value too. The value is checked against the entry's
 type and bounds. This is how black-box and hypergradient methods are given exactly the same space:
