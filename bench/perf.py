@@ -8,6 +8,7 @@
                                    [--overrides '+task.space.hidden_nodes.fixed=16 ...']
     python -m bench.perf text [--json FILE] [--dataset rotten_tomatoes] [--linear-trials 8]
                               [--epochs 1] [--overrides '...'] [--skip linear|rnn]
+    python -m bench.perf report [--json FILE] [--runs 1000] [--tasks 4] [--methods 5] [--trials 50]
 
 ``methods``: the suggestion overhead of each method. Each method runs through the real runner on
 the task (hartmann6 by default, a cheap function, so the time is the method's) until it holds
@@ -44,6 +45,10 @@ epochs times batches).
 
 ``text``: seconds per text_linear trial cold and warm, per text_rnn epoch, and of one DrMAD
 hyper-iteration on text_rnn against the training run (``bench.perf_text``).
+
+``report``: seconds of ``python -m bench.report``'s full report (every table and figure and the
+HTML page) on a folder of 1,000 synthetic runs written through the real store
+(``bench.perf_report``).
 """
 
 from __future__ import annotations
@@ -319,6 +324,10 @@ def main(argv: list[str] | None = None) -> int:
         "--overrides", default="", help="Hydra overrides of text_rnn, space-separated (e.g. another default)"
     )
     text.add_argument("--skip", default="", help="linear or rnn: leave that part out")
+    report = sub.add_parser("report", help="seconds of the full report on 1,000 synthetic runs")
+    from bench.perf_report import add_arguments as report_arguments
+
+    report_arguments(report)
     one = sub.add_parser("hypergrad-one")  # one measurement in this process (used by hypergrad)
     for name in ("label", "steps", "hidden", "repeats", "device"):
         one.add_argument(name)
@@ -332,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         return hypergrad_main(args)
     if args.benchmark == "agreement":
         return agreement_main(args)
+    if args.benchmark == "report":
+        from bench.perf_report import main as report_main
+
+        return report_main(args)
     if args.benchmark == "text":
         from bench.perf_text import main as text_main
 

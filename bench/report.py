@@ -179,6 +179,7 @@ CAPTION = (
 
 
 def report(root: Path, fmt: str = "markdown", include_incomplete: bool = False) -> str:
+    """The comparison table of every run under ``root`` (the report's first section)."""
     check_format(fmt)
     runs, _ = load_runs(root, include_incomplete=include_incomplete)
     text = render(summarise(runs), fmt)
@@ -193,14 +194,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", default="markdown", help=f"one of {', '.join(FORMATS)} (default markdown)")
     parser.add_argument("--include-incomplete", action="store_true", help="also count runs that did not complete")
     parser.add_argument("--paper", help=f"also print a published table beside ours: {', '.join(TABLES)}")
+    parser.add_argument("--importance", action="store_true", help="add fANOVA hyperparameter importance")
+    parser.add_argument("--target", type=float, help="validation objective for time-to-target (default: per task)")
+    parser.add_argument("--output", type=Path, help="folder of the full report (default DIRECTORY/report)")
+    parser.add_argument("--table-only", action="store_true", help="print the comparison table only; write no files")
     args = parser.parse_args(argv)
     try:
+        check_format(args.format)
         if args.paper and args.paper not in TABLES:
             raise BenchError(f"--paper {args.paper!r}: allowed: {', '.join(TABLES)}")
-        print(report(args.directory, args.format, args.include_incomplete))
-        if args.paper:
-            runs, trials = load_runs(args.directory, include_incomplete=args.include_incomplete)
-            print("\n" + paper_table(args.paper, runs, trials))
+        runs, trials = load_runs(args.directory, include_incomplete=args.include_incomplete)
+        if runs.empty:
+            raise BenchError(f"{args.directory}: no completed runs to report")
+        if args.table_only:
+            print(report(args.directory, args.format, args.include_incomplete))
+            if args.paper:
+                print("\n" + paper_table(args.paper, runs, trials))
+            return 0
+        from bench.full_report import write_report  # plots and statistics: only when asked for
+
+        output = args.output or args.directory / "report"
+        sections = write_report(
+            runs, trials, args.directory, output, importance=args.importance, paper=args.paper, target=args.target
+        )
+        if args.format == "markdown":
+            print("\n\n".join(section.markdown() for section in sections))
+        else:
+            print(render(summarise(runs), args.format))
+        print(
+            f"full report: {output / 'index.html'} (tables as Markdown, CSV and LaTeX; figures as PNG and SVG)",
+            file=sys.stderr,
+        )
     except BenchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -36,7 +36,7 @@ def text_runs(tmp_path_factory):
 
 
 def test_the_fair_baseline_table_pairs_tuned_rows_with_the_default_by_seed(text_runs):
-    done = run_module("bench.report", str(text_runs), "--paper", "fair_baseline_text", cwd=text_runs)
+    done = run_module("bench.report", str(text_runs), "--table-only", "--paper", "fair_baseline_text", cwd=text_runs)
     assert done.returncode == 0, done.stderr
     paper = done.stdout.split("| model")[1]
     accuracy = {}
@@ -70,5 +70,101 @@ def test_the_fair_baseline_table_pairs_tuned_rows_with_the_default_by_seed(text_
 
 def test_the_table_names_the_preset_when_there_are_no_text_runs(tmp_path):
     (tmp_path / "empty").mkdir()
-    done = run_module("bench.report", str(tmp_path), "--paper", "fair_baseline_text", cwd=tmp_path)
+    done = run_module("bench.report", str(tmp_path), "--table-only", "--paper", "fair_baseline_text", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.startswith("error: ")
+
+
+# ------------------------------------------------------------------------------ lstm_odyssey
+GREFF_SPACE = {
+    "hidden_units": {"type": "int", "low": 20, "high": 200, "log": True, "default": 128},
+    "learning_rate": {"type": "real", "low": 1e-3, "high": 3.0, "log": True, "default": 0.1},
+    "momentum": {"type": "real", "low": 0.0, "high": 0.99, "log_complement": True, "default": 0.9},
+    "input_noise": {"type": "real", "low": 0.0, "high": 1.0, "default": 0.0},
+}
+
+
+def _random_search_runs(root, objective, seeds=2, trials=40):
+    """Runs of random search on text_rnn written through the real store, with a known objective."""
+    from bench.identity import digest
+    from bench.protocols import Evaluation
+    from bench.runner import RunResult, Trial
+    from bench.space import SearchSpace
+    from bench.store import RunStore
+
+    space = SearchSpace.from_config(GREFF_SPACE)
+    identity = {"task": {"name": "text_rnn", "space": GREFF_SPACE}, "method": {"name": "random"}}
+    for seed in range(seeds):
+        meta = {"run_id": f"text_rnn-random-s{seed}", "task": "text_rnn", "method": "random", "seed": seed}
+        meta |= {"test_metric": "accuracy", "budget": {"evaluations": trials}}
+        meta["experiment"] = {"id": digest(identity), "identity": identity}
+        store = RunStore.create(root / f"s{seed}", meta, "accuracy")
+        made = []
+        for i, config in enumerate(space.sample(trials, np.random.default_rng(seed))):
+            evaluation = Evaluation(
+                objective=objective(config), test={"accuracy": 0.5}, metrics={"dataset": "rotten_tomatoes"}
+            )
+            made.append(Trial(i, config, evaluation, i, 0.0, 1.0, i + 1.0, 10 * (i + 1), 0.0))
+            store.append(made[-1])
+        store.finish(RunResult(made, "budget", float(trials), made[0], [made[0].evaluation], [0]), "completed")
+
+
+def _claims(done):
+    """claim -> pass / fail, from the paper table (the lines after its "| claim" header)."""
+    lines = done.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| claim"))
+    rows = [line.split("|")[1:-1] for line in lines[start + 2 :] if line.startswith("|")]
+    return {cells[0].strip(): cells[-1].strip() for cells in rows}
+
+
+def test_lstm_odyssey_passes_when_only_the_learning_rate_matters(tmp_path):
+    _random_search_runs(tmp_path, lambda c: (np.log10(c["learning_rate"]) + 1) ** 2)
+    done = run_module("bench.report", str(tmp_path), "--table-only", "--paper", "lstm_odyssey", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert _claims(done) == {
+        "most important hyperparameter": "pass",
+        "learning rate's share of variance": "pass",
+        "momentum's share (matters little)": "pass",
+    }
+
+
+def test_lstm_odyssey_fails_when_momentum_matters_instead(tmp_path):
+    _random_search_runs(tmp_path, lambda c: np.log10(1 - c["momentum"]) ** 2)
+    done = run_module("bench.report", str(tmp_path), "--table-only", "--paper", "lstm_odyssey", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert set(_claims(done).values()) == {"fail"}
+    assert "momentum" in done.stdout.split("most important hyperparameter")[1].split("\n")[0]
+
+
+# ------------------------------------------------------------------------------ bo_vs_hypergrad
+def test_bo_vs_hypergrad_compares_drmad_with_exact_at_equal_steps(tmp_path):
+    from tests.helpers import TINY_FIXED
+
+    done = run_bench(
+        "-m",
+        *TINY_FIXED,
+        "method=drmad,exact_hypergrad,random",
+        "seed=0,1",
+        "budget.evaluations=null",
+        "budget.train_steps=240",
+        "incumbent_repeats=1",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_module("bench.report", str(tmp_path), "--table-only", "--paper", "bo_vs_hypergrad", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    claims = _claims(done)
+    # DrMAD with K = T takes as many reverse steps as exact reverse mode: no saving in training steps
+    # (its saving is memory: bench.perf hypergrad)
+    assert claims["drmad is cheaper per hyper-iteration"] == "fail"
+    assert "1x fewer training steps" in done.stdout
+    assert claims["drmad tunes as well as exact"] in {"pass", "fail"}
+    missing = run_module(
+        "bench.report",
+        str(next((tmp_path / "sweep").glob("*_random_s0"))),
+        "--table-only",
+        "--paper",
+        "bo_vs_hypergrad",
+        cwd=tmp_path,
+    )
+    assert missing.returncode == 2 and "needs drmad and exact_hypergrad runs" in missing.stderr

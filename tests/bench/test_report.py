@@ -45,7 +45,7 @@ def expected_rows(directory):
 
 def test_the_report_aggregates_every_run_of_a_sweep(sweep):
     directory, _ = sweep
-    done = run_module("bench.report", str(directory), "--format", "csv", cwd=directory)
+    done = run_module("bench.report", str(directory), "--table-only", "--format", "csv", cwd=directory)
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(StringIO(done.stdout)).set_index("method")
     assert table["runs"].to_dict() == {"default": 2, "random": 2}
@@ -62,7 +62,7 @@ def test_steps_are_shown_with_their_budget_share_and_a_short_run_is_marked(sweep
     """random stops at 3 evaluations, far below the 1,000-step budget: marked. default stops because
     it has nothing left to ask: not marked."""
     directory, _ = sweep
-    done = run_module("bench.report", str(directory), "--format", "csv", cwd=directory)
+    done = run_module("bench.report", str(directory), "--table-only", "--format", "csv", cwd=directory)
     table = pd.read_csv(StringIO(done.stdout)).set_index("method")
     steps = {}
     for path in directory.glob("*/trials.parquet"):
@@ -72,7 +72,7 @@ def test_steps_are_shown_with_their_budget_share_and_a_short_run_is_marked(sweep
         assert table.loc[method, "steps_median"] == np.median(spent)
         assert table.loc[method, "steps_budget_share"] == pytest.approx(np.median(spent) / 1000)
     assert table["short_of_budget"].to_dict() == {"default": False, "random": True}
-    markdown = run_module("bench.report", str(directory), cwd=directory).stdout
+    markdown = run_module("bench.report", str(directory), "--table-only", cwd=directory).stdout
     row = next(line for line in markdown.splitlines() if line.startswith("| bikeshare | random"))
     assert f"{np.median(steps['random']):,.0f} ({np.median(steps['random']) / 1000:.0%})!" in row
 
@@ -87,7 +87,7 @@ def test_a_two_option_sweep_and_two_budgets_are_four_rows(tmp_path):
             "-m", *arguments, "seed=0,1", f"hydra.sweep.dir={tmp_path / arguments[1].split('=')[1]}", cwd=tmp_path
         )
         assert done.returncode == 0, done.stderr[-3000:]
-    done = run_module("bench.report", str(tmp_path), "--format", "csv", cwd=tmp_path)
+    done = run_module("bench.report", str(tmp_path), "--table-only", "--format", "csv", cwd=tmp_path)
     table = pd.read_csv(StringIO(done.stdout))
     assert sorted(table["method"]) == [
         "gp_ts[greedy=0]",
@@ -110,7 +110,7 @@ def test_the_sweep_prints_its_table_and_saves_it(sweep):
 @pytest.mark.parametrize("fmt", ["markdown", "latex"])
 def test_formats(sweep, fmt):
     directory, _ = sweep
-    done = run_module("bench.report", str(directory), "--format", fmt, cwd=directory)
+    done = run_module("bench.report", str(directory), "--table-only", "--format", fmt, cwd=directory)
     assert done.returncode == 0
     assert ("\\begin{tabular}" in done.stdout) == (fmt == "latex")
     assert "random" in done.stdout and "default" in done.stdout
@@ -121,6 +121,11 @@ def test_formats(sweep, fmt):
     [
         (["--format", "xml"], "error: --format 'xml': allowed formats are markdown, csv, latex"),
         (["/no/such/dir"], "error: /no/such/dir: no such directory"),
+        (
+            ["--paper", "nope"],
+            "error: --paper 'nope': allowed: bikeshare_rubric, bo_vs_hypergrad, drmad_mnist, "
+            "fair_baseline_text, lstm_odyssey",
+        ),
     ],
 )
 def test_report_errors_are_one_line(sweep, arguments, message):
@@ -128,3 +133,16 @@ def test_report_errors_are_one_line(sweep, arguments, message):
     arguments = [str(directory), *arguments] if arguments[0].startswith("--") else arguments
     done = run_module("bench.report", *arguments, cwd=directory)
     assert done.returncode == 2 and done.stderr.strip() == message
+
+
+def test_the_rubric_table_gives_each_methods_pass_rate_from_the_run_files(sweep):
+    directory, _ = sweep
+    done = run_module("bench.report", str(directory), "--table-only", "--paper", "bikeshare_rubric", cwd=directory)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| method"))
+    rows = {line.split("|")[1].strip(): line.split("|") for line in lines[header + 2 :] if line.startswith("|")}
+    for method, values in expected_rows(directory).items():
+        rate = np.mean([rubric for _, _, rubric in values])
+        assert rows[method][5].strip() == f"{rate:.0%}"
+    assert rows["default"][6].strip() == "fails"

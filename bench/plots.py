@@ -1,0 +1,140 @@
+"""The report's figures (matplotlib, written as PNG and SVG), drawn from ``bench.analysis`` tables.
+
+One colour per method, the same in every figure of a report (``palette``). Each function draws
+one figure, saves ``<stem>.png`` and ``<stem>.svg`` and returns the PNG's path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+AXIS_LABELS = {"steps": "training steps", "seconds": "wall-clock seconds"}
+
+
+def palette(methods: Iterable[str]) -> dict[str, tuple]:
+    """A fixed colour per method name, in sorted order, from matplotlib's tab10 / tab20."""
+    names = sorted(set(methods))
+    colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20").colors
+    return {name: colours[i % len(colours)] for i, name in enumerate(names)}
+
+
+def _save(figure: plt.Figure, stem: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(stem.with_suffix(".png"), dpi=110)
+    figure.savefig(stem.with_suffix(".svg"))
+    plt.close(figure)
+    return stem.with_suffix(".png")
+
+
+def _grid(n: int, rows: int = 1, width: float = 4.2, height: float = 3.2):
+    figure, axes = plt.subplots(rows, n, figsize=(max(width * n, 7.0), height * rows), squeeze=False)
+    return figure, axes
+
+
+def anytime(curves: pd.DataFrame, axis: str, colours: dict, stem: Path) -> Path:
+    """Best-so-far validation objective against the budget on ``axis``: median line and IQR band
+    per method, one panel per task."""
+    data = curves[curves["axis"] == axis]
+    tasks = sorted(data["task"].unique())
+    figure, axes = _grid(len(tasks))
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for method, rows in data[data["task"] == task].groupby("method", sort=True):
+            rows = rows.sort_values("budget")
+            ax.plot(rows["budget"], rows["median"], color=colours[method], label=method)
+            ax.fill_between(rows["budget"], rows["q25"], rows["q75"], color=colours[method], alpha=0.2, lw=0)
+        ax.set(title=task, xlabel=AXIS_LABELS[axis], ylabel="best validation objective so far")
+        ax.legend(fontsize=7)
+    figure.suptitle(f"Anytime performance against {AXIS_LABELS[axis]} (median, IQR band)", fontsize=10)
+    return _save(figure, stem)
+
+
+def rank_curves(table: pd.DataFrame, colours: dict, stem: Path) -> Path:
+    """Mean rank over seeds against the budget fraction with its bootstrap band; a row of panels
+    per axis, one panel per task."""
+    tasks = sorted(table["task"].unique())
+    axes_names = [a for a in AXIS_LABELS if a in set(table["axis"])]
+    figure, axes = _grid(len(tasks), rows=len(axes_names))
+    for r, axis in enumerate(axes_names):
+        for ax, task in zip(axes[r], tasks, strict=True):
+            rows_of = table[(table["task"] == task) & (table["axis"] == axis)]
+            for method, rows in rows_of.groupby("method", sort=True):
+                rows = rows.sort_values("fraction")
+                ax.plot(rows["fraction"], rows["mean_rank"], color=colours[method], label=method)
+                ax.fill_between(rows["fraction"], rows["low"], rows["high"], color=colours[method], alpha=0.15, lw=0)
+            ax.set(title=f"{task} ({AXIS_LABELS[axis]})", xlabel="fraction of the budget", ylabel="mean rank")
+            ax.invert_yaxis()
+            ax.legend(fontsize=7)
+    figure.suptitle("Mean rank over seeds (1 = best; 95% bootstrap band)", fontsize=10)
+    return _save(figure, stem)
+
+
+def final_distributions(runs: pd.DataFrame, colours: dict, stem: Path, score: str = "final_objective") -> Path:
+    """Retrained validation objective of each run's incumbent: a box and the runs as points, per
+    method, one panel per task."""
+    tasks = sorted(runs["task"].unique())
+    figure, axes = _grid(len(tasks))
+    for ax, task in zip(axes[0], tasks, strict=True):
+        rows = runs[runs["task"] == task]
+        methods = sorted(rows["label"].unique())
+        values = [rows.loc[rows["label"] == m, score].dropna().to_numpy() for m in methods]
+        ax.boxplot(values, tick_labels=methods, showfliers=False)
+        for i, (method, points) in enumerate(zip(methods, values, strict=True), start=1):
+            ax.scatter([i] * len(points), points, color=colours[method], s=14, zorder=3)
+        ax.set(title=task, ylabel="retrained validation objective")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    figure.suptitle("Final performance per run (lower is better)", fontsize=10)
+    return _save(figure, stem)
+
+
+def cd_diagram(result: dict, colours: dict, stem: Path) -> Path:
+    """Critical-difference diagram (``scikit_posthocs.critical_difference_diagram``): mean ranks
+    over tasks, methods joined by a bar where Nemenyi's test cannot separate them."""
+    import scikit_posthocs
+
+    figure, ax = plt.subplots(figsize=(7, 2.6))
+    scikit_posthocs.critical_difference_diagram(
+        result["ranks"], result["nemenyi"], ax=ax, color_palette={m: colours[m] for m in result["ranks"].index}
+    )
+    ax.set_title(
+        f"Critical difference (Nemenyi, alpha 0.05: CD = {result['critical_difference']:.2f}) over "
+        f"{result['tasks']} tasks; Friedman p = {result['p']:.2g}",
+        fontsize=9,
+    )
+    return _save(figure, stem)
+
+
+def expected_best(table: pd.DataFrame, stem: Path) -> Path:
+    """Dodge et al.'s expected best validation objective against the number of random trials,
+    with a band of one standard deviation, one panel per task."""
+    tasks = sorted(table["task"].unique())
+    figure, axes = _grid(len(tasks))
+    for ax, task in zip(axes[0], tasks, strict=True):
+        rows = table[table["task"] == task]
+        ax.plot(rows["n"], rows["expected_best"], color="black")
+        ax.fill_between(
+            rows["n"], rows["expected_best"] - rows["sd"], rows["expected_best"] + rows["sd"], color="grey", alpha=0.3
+        )
+        ax.set(title=f"{task} (N = {int(rows['N'].iloc[0])})", xlabel="random-search trials n", xscale="log")
+        ax.set(ylabel="expected best validation objective")
+    figure.suptitle("Expected best of n random trials (Dodge et al. 2019), +- 1 sd", fontsize=10)
+    return _save(figure, stem)
+
+
+def importance(table: pd.DataFrame, stem: Path) -> Path:
+    """fANOVA share of variance per hyperparameter (main effects), one panel per experiment."""
+    groups = list(table.groupby(["task", "method"], sort=True))
+    figure, axes = _grid(len(groups))
+    for ax, ((task, method), rows) in zip(axes[0], groups, strict=True):
+        rows = rows.sort_values("variance_share")
+        ax.barh(rows["hyperparameter"], rows["variance_share"], color="tab:blue")
+        ax.set(title=f"{task}, {method} ({int(rows['trials'].iloc[0])} trials)", xlabel="share of variance")
+        ax.set_xlim(0, 1)
+    figure.suptitle("Hyperparameter importance (fANOVA main effects)", fontsize=10)
+    return _save(figure, stem)
