@@ -64,11 +64,14 @@ Grids = dict[tuple[str, str], tuple[pd.DataFrame, float]]
 
 def grids(runs: pd.DataFrame, trials: pd.DataFrame) -> Grids:
     """``_best_on_grid`` for every (task, axis), computed once for ``anytime`` and ``ranks``."""
-    return {
-        (task, axis): _best_on_grid(task_runs, task_trials, axis)
-        for task, task_runs, task_trials in _tasks(runs, trials)
-        for axis in stats.AXES
-    }
+    out = {}
+    for task, task_runs, task_trials in _tasks(runs, trials):
+        for axis in stats.AXES:
+            if (
+                len(task_trials) and stats.horizon(task_trials, axis) > 0
+            ):  # a task that counts no steps has no steps axis
+                out[(task, axis)] = _best_on_grid(task_runs, task_trials, axis)
+    return out
 
 
 def anytime(
@@ -83,6 +86,8 @@ def anytime(
         ok = task_trials.loc[task_trials["status"] == "ok", "objective"]
         low, high = float(ok.min()), float(ok.max())
         for axis in stats.AXES:
+            if (task, axis) not in best_grids:
+                continue
             best, full = best_grids[(task, axis)]
             for label, group in task_runs.groupby("label", sort=True):
                 values = best.loc[group["run_id"]].to_numpy(float)  # runs x fractions
@@ -120,6 +125,8 @@ def ranks(runs: pd.DataFrame, trials: pd.DataFrame, best_grids: Grids | None = N
         if task_runs["label"].nunique() < 2:
             continue
         for axis in stats.AXES:
+            if (task, axis) not in best_grids:
+                continue
             best, _ = best_grids[(task, axis)]
             index = pd.MultiIndex.from_arrays([task_runs["seed"].to_numpy(), task_runs["label"].to_numpy()])
             by_seed = best.set_axis(index).groupby(level=[0, 1]).median()  # one value per (seed, method)
@@ -139,16 +146,20 @@ def comparison(runs: pd.DataFrame, trials: pd.DataFrame, target: float | None = 
     runs = labelled(runs)
     rows = []
     for task, task_runs, task_trials in _tasks(runs, trials):
-        scores = task_runs.pivot_table(index="seed", columns="label", values=SCORE, aggfunc="median")
-        scores = scores.fillna(math.inf) if scores.notna().any().any() else scores
-        best = scores.median(axis=0).idxmin()
+        # a run that exists but has no score counts as the worst (inf); a seed a method never ran stays NaN
+        scored = task_runs.assign(score=task_runs[SCORE].astype(float).fillna(math.inf))
+        scores = scored.pivot_table(index="seed", columns="label", values="score", aggfunc="median", dropna=False)
+        medians = scores.median(axis=0)
+        best = medians.idxmin() if np.isfinite(medians).any() else None
         goal = float(task_runs["best_objective"].median()) if target is None else float(target)
-        reached = _first_reach(task_trials, goal)
+        reached = _first_reach(task_trials, goal).reindex(task_runs["run_id"]).fillna(math.inf)
         spent = task_trials.groupby("run_id")["cost_seconds"].sum()
         for label, group in task_runs.groupby("label", sort=True):
             p = low = high = math.nan
-            if label != best:
+            paired = 0
+            if best is not None and label != best:
                 both = scores[[best, label]].dropna()
+                paired = len(both)
                 p, low, high = stats.probability_better(both[best].to_numpy(), both[label].to_numpy())
             ids = group["run_id"]
             outside = 1 - spent.reindex(ids).to_numpy(float) / group["seconds"].to_numpy(float)
@@ -160,12 +171,13 @@ def comparison(runs: pd.DataFrame, trials: pd.DataFrame, target: float | None = 
                     "p_best_better": p,
                     "p_low": low,
                     "p_high": high,
-                    "verdict": "best" if label == best else stats.verdict(p, low),
+                    "verdict": "best" if label == best else stats.verdict(p, low, paired),
                     "target": goal,
                     "reached": float(np.isfinite(reached.loc[ids, "steps"]).mean()),
                     "steps_to_target": float(reached.loc[ids, "steps"].median()),
                     "seconds_to_target": float(reached.loc[ids, "seconds"].median()),
-                    "outside_evaluation": float(np.nanmedian(np.clip(outside, 0, 1))),
+                    "paired_seeds": paired,
+                    "outside_evaluation": float(pd.Series(np.clip(outside, 0, 1)).median()),  # NaN: no trials
                     "test_median": float(group["final_test_metric"].median()),
                     "test_metric": str(group["test_metric_name"].iloc[0]),
                 }
@@ -186,20 +198,28 @@ def across_tasks(runs: pd.DataFrame) -> dict[str, object] | None:
     """The Friedman test over tasks of the methods (labels) run on every task, on their median
     retrained validation objective per task; None with fewer than 3 tasks or 3 such methods."""
     runs = labelled(runs)
-    scores = runs.pivot_table(index="task", columns="label", values=SCORE, aggfunc="median").dropna(axis=1)
+    scored = runs.assign(score=runs[SCORE].astype(float).fillna(math.inf))  # a run with no score: the worst
+    scores = scored.pivot_table(index="task", columns="label", values="score", aggfunc="median", dropna=False)
+    scores = scores.dropna(axis=1)  # only methods run on every task
     if scores.shape[0] < 3 or scores.shape[1] < 3:
         return None
     return stats.friedman(scores)
 
 
 def expected_best(runs: pd.DataFrame, trials: pd.DataFrame, method: str = "random") -> pd.DataFrame:
-    """Per task with ``method`` runs: the expected best validation objective (and its sd) of n
-    trials, n = 1 .. N, N being all their ok trials pooled over seeds (i.i.d. draws from the prior)."""
+    """Per task and ``method`` experiment (label): the expected best validation objective (and
+    its sd) of n trials, n = 1 .. N, N being all their trials pooled over seeds (i.i.d. draws from
+    the prior). A trial that diverged or failed is a draw too: it counts as the worst ok objective
+    of the pool, so a prior that often diverges is not flattered."""
+    runs = labelled(runs)
     rows = []
-    for task, task_runs, _ in _tasks(runs[runs["method"] == method], trials):
-        values = trials.loc[trials["run_id"].isin(task_runs["run_id"]) & (trials["status"] == "ok"), "objective"]
-        values = values.to_numpy(float)
+    for (task, label), group in runs[runs["method"] == method].groupby(["task", "label"], sort=True):
+        pool = trials[trials["run_id"].isin(group["run_id"])]
+        ok = pool["status"] == "ok"
+        if not ok.any():
+            continue
+        values = np.where(ok, pool["objective"].to_numpy(float), float(pool.loc[ok, "objective"].max()))
         for n in range(1, len(values) + 1):
             mean, sd = stats.expected_best(values, n)
-            rows.append({"task": task, "method": method, "n": n, "expected_best": mean, "sd": sd, "N": len(values)})
+            rows.append({"task": task, "method": label, "n": n, "expected_best": mean, "sd": sd, "N": len(values)})
     return pd.DataFrame(rows, columns=["task", "method", "n", "expected_best", "sd", "N"])

@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import analysis, plots
+from bench.errors import BenchError
 from bench.papers import paper_table
 from bench.report import CAPTION, render, summarise
 
@@ -57,6 +58,11 @@ class Section:
             parts.append(self.caption)
         parts += [f"![{figure.stem}]({figure.name})" for figure in self.figures]
         return "\n\n".join(parts)
+
+
+def _shared_methods(runs: pd.DataFrame) -> int:
+    per_task = runs.groupby("task")["label"].apply(set)
+    return len(set.intersection(*per_task)) if len(per_task) else 0
 
 
 def _n(value: float, digits: int = 4) -> str:
@@ -109,7 +115,9 @@ def sections(
             raw=table,
             shown=shown,
             figures=[
-                plots.anytime(curves, axis, colours, figures / f"anytime_{axis}") for axis in ("steps", "seconds")
+                plots.anytime(curves, axis, colours, figures / f"anytime_{axis}")
+                for axis in ("steps", "seconds")
+                if (curves["axis"] == axis).any()
             ],
         )
     )
@@ -170,7 +178,9 @@ def sections(
             "scores better than the method on a random seed, ties counting half, with a 95% percentile bootstrap "
             "interval over seeds; verdict after Bouthillier et al. 2021: 'better' when the interval lies above "
             "0.5 and the estimate reaches 0.75, else 'not separable' (or 'better, below 0.75'). Target: the "
-            "validation objective to reach (by default the median over the task's runs of their best); reached: "
+            "validation objective to reach (by default the median over the task's runs of their best); with fewer "
+            "than 5 paired seeds no verdict is given. The best row is chosen on the same seeds it is compared on, "
+            "and the intervals are not corrected for the several comparisons: read them as descriptive. Reached: "
             "share of runs that got there; steps and seconds to target: median over runs (a run that never got "
             "there counts as infinitely slow). Time outside evaluation: share of a run's wall time not spent "
             "training and scoring (the method's ask and tell, the runner). Test: the test metric of the "
@@ -196,7 +206,8 @@ def sections(
                 "across_tasks",
                 "Across tasks",
                 "The Friedman test and the critical-difference diagram need at least 3 tasks and 3 methods run "
-                f"on every one of them; here: {runs['task'].nunique()} task(s).",
+                f"on every one of them; here: {runs['task'].nunique()} task(s), "
+                f"{_shared_methods(runs)} method(s) run on every task.",
             )
         )
     else:
@@ -236,9 +247,20 @@ def sections(
         )
 
     if importance:
-        from bench.importance import experiment_importance
+        from bench.importance import MIN_TRIALS, experiment_importance
 
-        table = experiment_importance(runs, trials)
+        try:
+            table = experiment_importance(runs, trials)
+        except BenchError:
+            table = None
+            out.append(
+                Section(
+                    "importance",
+                    "Hyperparameter importance (fANOVA)",
+                    f"No experiment here has the {MIN_TRIALS} ok trials fANOVA needs.",
+                )
+            )
+    if importance and table is not None:
         out.append(
             Section(
                 "importance",
@@ -283,9 +305,14 @@ def write_report(
                 (staging / f"{section.name}.tex").write_text(shown.to_latex(index=False, escape=True), encoding="utf-8")
         (staging / "report.md").write_text("\n\n".join(s.markdown() for s in built) + "\n", encoding="utf-8")
         (staging / "index.html").write_text(page(built, root), encoding="utf-8")
+        staging.chmod(0o755)  # mkdtemp makes it private; a report is for readers
+        old = output.with_name(f".{output.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
         if output.exists():
-            shutil.rmtree(output)
+            output.rename(old)  # the previous report stays whole until the new one is in place
         staging.rename(output)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

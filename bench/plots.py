@@ -50,6 +50,9 @@ def anytime(curves: pd.DataFrame, axis: str, colours: dict, stem: Path) -> Path:
             ax.plot(rows["budget"], rows["median"], color=colours[method], label=method)
             ax.fill_between(rows["budget"], rows["q25"], rows["q75"], color=colours[method], alpha=0.2, lw=0)
         ax.set(title=task, xlabel=AXIS_LABELS[axis], ylabel="best validation objective so far")
+        values = data.loc[data["task"] == task, ["q25", "q75"]].to_numpy()
+        if values.min() > 0 and values.max() / values.min() > 100:  # spans decades (branin): log scale
+            ax.set_yscale("log")
         ax.legend(fontsize=7)
     figure.suptitle(f"Anytime performance against {AXIS_LABELS[axis]} (median, IQR band)", fontsize=10)
     return _save(figure, stem)
@@ -130,8 +133,11 @@ def expected_best(table: pd.DataFrame, stem: Path) -> Path:
 def importance(table: pd.DataFrame, stem: Path) -> Path:
     """fANOVA share of variance per hyperparameter (main effects), one panel per experiment."""
     groups = list(table.groupby(["task", "method"], sort=True))
-    figure, axes = _grid(len(groups))
-    for ax, ((task, method), rows) in zip(axes[0], groups, strict=True):
+    columns = min(len(groups), 4)
+    figure, axes = _grid(columns, rows=-(-len(groups) // columns))
+    for ax in axes.flat[len(groups) :]:
+        ax.set_visible(False)
+    for ax, ((task, method), rows) in zip(axes.flat, groups, strict=False):
         rows = rows.sort_values("variance_share")
         ax.barh(rows["hyperparameter"], rows["variance_share"], color="tab:blue")
         ax.set(title=f"{task}, {method} ({int(rows['trials'].iloc[0])} trials)", xlabel="share of variance")

@@ -176,10 +176,18 @@ def probability_better(
     return float(wins.mean()), float(low[0]), float(high[0])
 
 
-def verdict(p: float, low: float) -> str:
-    """Bouthillier et al.'s reading of P(A > B) and the lower end of its interval."""
+MIN_SEEDS_FOR_VERDICT = 5
+"""Below this many paired seeds a percentile bootstrap interval is too narrow to read (one seed, or
+every seed a win, gives an interval of width 0): no verdict."""
+
+
+def verdict(p: float, low: float, seeds: int) -> str:
+    """Bouthillier et al.'s reading of P(A > B) and the lower end of its interval, over ``seeds``
+    paired seeds."""
     if not math.isfinite(p):
         return "-"
+    if seeds < MIN_SEEDS_FOR_VERDICT:
+        return f"too few seeds ({seeds} < {MIN_SEEDS_FOR_VERDICT})"
     if low > 0.5 and p >= P_THRESHOLD:
         return "better"
     if low > 0.5:

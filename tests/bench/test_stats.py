@@ -110,16 +110,18 @@ def test_p_of_a_method_against_itself_is_one_half_within_its_interval():
     values = np.random.default_rng(2).normal(size=12)
     p, low, high = probability_better(values, values.copy())
     assert p == 0.5 and low <= 0.5 <= high
-    assert verdict(p, low) == "not separable"
+    assert verdict(p, low, 12) == "not separable"
 
 
 def test_p_of_a_dominating_method_is_one_and_noise_is_not_separable():
     rng = np.random.default_rng(3)
     a = rng.normal(size=10)
     p, low, high = probability_better(a - 10, a)
-    assert (p, low, high) == (1.0, 1.0, 1.0) and verdict(p, low) == "better"
+    assert (p, low, high) == (1.0, 1.0, 1.0) and verdict(p, low, 10) == "better"
+    # one seed won proves nothing: the interval has width 0, and no verdict is given
+    assert verdict(*probability_better([1.0], [2.0])[:2], 1).startswith("too few seeds")
     p, low, high = probability_better(rng.normal(size=10), rng.normal(size=10))
-    assert low < 0.5 < high and verdict(p, low) == "not separable"
+    assert low < 0.5 < high and verdict(p, low, 10) == "not separable"
     # the estimate counts wins and half ties by hand: wins on seeds 0 and 1, a tie on 2, a loss on 3
     assert probability_better([1, 1, 2, 5], [2, 3, 2, 4])[0] == pytest.approx((1 + 1 + 0.5 + 0) / 4)
 
@@ -156,3 +158,54 @@ def test_expected_best_matches_enumerating_every_draw():
     values = np.array([0.3, 0.1, 0.4, 0.4, 0.2])
     draws = list(itertools.product(values, repeat=3))
     assert expected_best(values, 3)[0] == pytest.approx(np.mean([min(d) for d in draws]))
+
+
+# ------------------------------------------------------------------------------ bench.analysis on awkward sweeps
+def test_missing_seeds_are_not_losses_and_a_run_without_trials_or_score_is_the_worst():
+    from bench.analysis import comparison
+
+    identity = {"task": {"name": "t"}}
+    rows = [  # method, seed, final objective (nan: no score), trials
+        ("a", 0, 1.0, 2),
+        ("b", 0, 2.0, 2),
+        ("b", 1, 0.5, 2),  # a never ran seed 1: that must not count against a
+        ("c", 0, np.nan, 0),  # c's run has neither a score nor a trial
+    ]
+    runs = pd.DataFrame(
+        [
+            {
+                "run_id": f"{m}{s}",
+                "task": "t",
+                "method": m,
+                "seed": s,
+                "identity": {**identity, "method": {"name": m}},
+                "experiment": m,
+                "final_objective": f,
+                "best_objective": f,
+                "final_test_metric": f,
+                "test_metric_name": "x",
+                "seconds": 2.0,
+            }
+            for m, s, f, _ in rows
+        ]
+    )
+    trials = pd.DataFrame(
+        [
+            {
+                "run_id": f"{m}{s}",
+                "trial": i,
+                "status": "ok",
+                "objective": f,
+                "cost_seconds": 0.5,
+                "cumulative_seconds": i + 1.0,
+                "cumulative_steps": 10 * (i + 1),
+            }
+            for m, s, f, n in rows
+            for i in range(n)
+        ]
+    )
+    table = comparison(runs, trials).set_index("method")
+    assert table.loc["a", "best"]  # median 1.0 over its one seed; b's median is 1.25
+    assert table.loc["b", "paired_seeds"] == 1 and table.loc["b", "verdict"].startswith("too few seeds")
+    assert table.loc["c", "p_best_better"] == 1.0  # no score: the worst
+    assert table.loc["c", "reached"] == 0.0 and table.loc["c", "steps_to_target"] == math.inf
