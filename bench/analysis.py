@@ -208,8 +208,8 @@ def across_tasks(runs: pd.DataFrame) -> dict[str, object] | None:
 
 def expected_best(runs: pd.DataFrame, trials: pd.DataFrame, method: str = "random") -> pd.DataFrame:
     """Per task and ``method`` experiment (label): the expected best validation objective (and
-    its sd) of n trials, n = 1 .. N, N being all their trials pooled over seeds (i.i.d. draws from
-    the prior). A trial that diverged or failed is a draw too: it counts as the worst ok objective
+    its sd) of n trials, for every n up to 100 and 200 log-spaced n up to N, N being all their
+    trials pooled over seeds (i.i.d. draws from the prior). A trial that diverged or failed is a draw too: it counts as the worst ok objective
     of the pool, so a prior that often diverges is not flattered."""
     runs = labelled(runs)
     rows = []
@@ -219,7 +219,13 @@ def expected_best(runs: pd.DataFrame, trials: pd.DataFrame, method: str = "rando
         if not ok.any():
             continue
         values = np.where(ok, pool["objective"].to_numpy(float), float(pool.loc[ok, "objective"].max()))
-        for n in range(1, len(values) + 1):
+        for n in _trial_counts(len(values)):
             mean, sd = stats.expected_best(values, n)
             rows.append({"task": task, "method": label, "n": n, "expected_best": mean, "sd": sd, "N": len(values)})
     return pd.DataFrame(rows, columns=["task", "method", "n", "expected_best", "sd", "N"])
+
+
+def _trial_counts(total: int) -> list[int]:
+    """The numbers of trials n at which to evaluate the expected best, 1 .. ``total``."""
+    spaced = np.unique(np.round(np.logspace(0, np.log10(max(total, 1)), 200)).astype(int))
+    return sorted({*range(1, min(total, 100) + 1), *spaced.tolist(), total})

@@ -36,7 +36,9 @@ def test_every_job_of_a_preset_builds(preset):
     assert len(configs) >= 2
     for task in {e.task_name for e in experiments}:  # one space for every method on a task
         assert len({repr(e.task.space) for e in experiments if e.task_name == task}) == 1
-    if preset != "drmad_mnist":  # the paper reproduction compares at the paper's hyper-iteration counts
+    # drmad_mnist compares at the paper's hyper-iteration counts; lstm_odyssey runs one method for a
+    # number of trials to read importance from: neither compares methods at equal compute
+    if preset not in ("drmad_mnist", "lstm_odyssey"):
         budgets = {(e.budget.evaluations, e.budget.train_steps, e.budget.seconds) for e in experiments}
         assert len(budgets) == 1  # one budget, in compute (training steps) or wall-clock seconds
         ((evaluations, steps, seconds),) = budgets
