@@ -107,7 +107,7 @@ def main(args: argparse.Namespace) -> int:
         ["runs", "trials", "tasks", "methods", "load_runs_seconds", "report_seconds", "total_report_seconds"]
     ]
     print(f"\nThe full report (every table, figure and the HTML page) on {len(runs)} synthetic runs:\n")
-    print(table.to_markdown(index=False, floatfmt=".3g"))
+    print(table.to_markdown(index=False, floatfmt=(".0f", ".0f", ".0f", ".0f", ".3g", ".3g", ".3g")))
     return write_records([record], args.json)
 
 
