@@ -8,7 +8,6 @@ from sklearn.svm import l1_min_c
 
 from bench.app import build
 from bench.errors import BenchError
-from tasks.data_files import cache_dir
 from tests.helpers import bench_config
 
 
@@ -49,25 +48,32 @@ def test_binary_weighting_counts_presence(task):
     assert (counts != 0).toarray().sum() == binary.nnz
 
 
-def test_a_cached_representation_is_not_vectorised_again(task):
+def _fresh_task(folder):
+    """A text_linear task whose representation cache is ``folder`` (other tests never touch it)."""
+    return build(bench_config("task=text_linear", "method=random", f"task.representation_cache={folder}")).task
+
+
+def test_a_cached_representation_is_not_vectorised_again(bench_data, tmp_path):
     """A hit in memory, then on disk from a new task (another job), never re-vectorises."""
+    task = _fresh_task(tmp_path)
     config = {**task.space.default, "ngram_range": (2, 3), "min_df": 3, "C": 0.5}
-    built = task.built
     first = task.evaluate(config, seed=0)
-    assert task.built == built + 1
+    assert task.built == 1
     second = task.evaluate({**config, "C": 2.0, "penalty": "l1"}, seed=1)  # another classifier, same features
-    assert task.built == built + 1 and second.objective != first.objective
-    other = build(bench_config("task=text_linear", "method=random")).task
+    assert task.built == 1 and second.objective != first.objective
+    other = _fresh_task(tmp_path)
     assert other.evaluate(config, seed=0) == first
     assert other.built == 0
 
 
-def test_an_unreadable_cached_representation_is_rebuilt(task, caplog):
+def test_an_unreadable_cached_representation_is_rebuilt(bench_data, tmp_path, caplog):
+    task = _fresh_task(tmp_path)
     config = {**task.space.default, "min_df": 3, "weighting": "binary", "stop_words": "english"}
     expected = task.evaluate(config, seed=0)
-    (path,) = [p for p in (cache_dir() / "text" / "representations").glob("*.npz") if _holds(p, task, config)]
+    (path,) = list(tmp_path.rglob("*.npz"))
+    assert _holds(path, task, config)
     path.write_bytes(b"truncated")
-    fresh = build(bench_config("task=text_linear", "method=random")).task
+    fresh = _fresh_task(tmp_path)
     assert fresh.evaluate(config, seed=0) == expected
     assert fresh.built == 1 and "ignoring the unreadable cached representation" in caplog.text
 
