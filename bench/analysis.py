@@ -209,8 +209,9 @@ def across_tasks(runs: pd.DataFrame) -> dict[str, object] | None:
 def expected_best(runs: pd.DataFrame, trials: pd.DataFrame, method: str = "random") -> pd.DataFrame:
     """Per task and ``method`` experiment (label): the expected best validation objective (and
     its sd) of n trials, for every n up to 100 and 200 log-spaced n up to N, N being all their
-    trials pooled over seeds (i.i.d. draws from the prior). A trial that diverged or failed is a draw too: it counts as the worst ok objective
-    of the pool, so a prior that often diverges is not flattered."""
+    trials pooled over seeds (i.i.d. draws from the prior). A trial that diverged or failed is a
+    draw too: it counts as the worst ok objective of the pool, so a prior that often diverges is
+    not flattered."""
     runs = labelled(runs)
     rows = []
     for (task, label), group in runs[runs["method"] == method].groupby(["task", "label"], sort=True):

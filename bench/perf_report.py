@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.full_report import write_report
 from bench.identity import digest
 from bench.perf import write_records
 from bench.protocols import Evaluation
@@ -79,6 +78,8 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from bench.full_report import write_report  # matplotlib: only for this benchmark, not every bench.perf start
+
     with tempfile.TemporaryDirectory(prefix="bench-perf-report-") as folder:
         root = Path(folder) / "results"
         tic = time.perf_counter()
