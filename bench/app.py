@@ -27,9 +27,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench import config as schema
+from bench import files
 from bench.budget import Budget
 from bench.errors import USER_ERRORS, BenchError, describe
 from bench.identity import digest, experiment_identity
@@ -39,7 +40,7 @@ from bench.provenance import provenance
 from bench.report import CAPTION, render, summarise
 from bench.runner import run
 from bench.space import SearchSpace
-from bench.store import RunStore, load_runs
+from bench.store import RUN_FILE, TRIALS_JSONL, RunStore, check_resumable, load_runs, read_meta
 
 log = logging.getLogger("bench")
 schema.register()
@@ -59,15 +60,25 @@ class Experiment:
     device: str
     batch_size: int
     incumbent_repeats: int
+    trial_timeout_s: float | None
 
 
-def build(cfg: DictConfig) -> Experiment:
-    """Validate ``cfg`` and build its task and method; every error is a one-line ``BenchError``."""
+def build(cfg: DictConfig, job_number: int | None = None) -> Experiment:
+    """Validate ``cfg`` and build its task and method; every error is a one-line ``BenchError``.
+    ``job_number`` (a sweep's ``hydra.job.num``) spreads ``device=auto`` over the visible GPUs."""
     budget = Budget.from_config(OmegaConf.to_container(cfg.budget))
     for key, least in (("batch_size", 1), ("incumbent_repeats", 0), ("torch_threads", 1)):
         if cfg[key] < least:
             raise BenchError(f"{key}={cfg[key]}: must be at least {least}")
-    device = resolve_device(cfg.device.value if hasattr(cfg.device, "value") else str(cfg.device))
+    timeout = cfg.get("trial_timeout_s")
+    if timeout is not None and not timeout > 0:
+        raise BenchError(f"trial_timeout_s={timeout}: must be a positive number of seconds, or null for no limit")
+    device = resolve_device(str(cfg.device), job_number)
+    if timeout is not None and device.startswith("cuda"):
+        raise BenchError(
+            f"trial_timeout_s={timeout} with device={device}: a timed trial runs in a forked worker, and CUDA "
+            "cannot be used after a fork; use device=cpu, or trial_timeout_s=null"
+        )
     task_options = OmegaConf.to_container(cfg.task, resolve=True)
     space = SearchSpace.from_config(task_options.get("space"), where="task.space")
     task = _component(task_options, "task", space=space, device=device)
@@ -82,15 +93,30 @@ def build(cfg: DictConfig) -> Experiment:
         device=device,
         batch_size=cfg.batch_size,
         incumbent_repeats=cfg.incumbent_repeats,
+        trial_timeout_s=timeout,
     )
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; ``cuda`` without one is an error."""
+def resolve_device(device: str, job_number: int | None = None) -> str:
+    """``auto`` -> a visible GPU, else ``cpu``; ``cuda`` or ``cuda:N`` must name a visible GPU.
+
+    With ``auto``, job ``k`` of a sweep gets ``cuda:(k mod the number of GPUs)``, so parallel jobs
+    on one machine spread over its GPUs (one GPU per job, as the launcher presets ask).
+    """
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BenchError("device=cuda: no CUDA device is visible on this machine; use device=auto or device=cpu")
+        if not count:
+            return "cpu"
+        return f"cuda:{(job_number or 0) % count}"
+    if device == "cpu":
+        return device
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise BenchError(f"device={device!r}: allowed: auto, cpu, cuda, cuda:N")
+    if not count:
+        raise BenchError(f"device={device}: no CUDA device is visible on this machine; use device=auto or device=cpu")
+    if index and int(index) >= count:
+        raise BenchError(f"device={device}: this machine shows {count} GPU(s), cuda:0 to cuda:{count - 1}")
     return device
 
 
@@ -140,17 +166,69 @@ def job(cfg: DictConfig) -> float | None:
     torch.set_num_threads(cfg.torch_threads)
     hydra_cfg = HydraConfig.get()
     out = Path(hydra_cfg.runtime.output_dir)
+    job_number = OmegaConf.select(hydra_cfg, "job.num", default=None, throw_on_missing=False)
     try:
-        experiment = build(cfg)
+        experiment = build(cfg, job_number)
+        meta = run_meta(cfg, experiment, list(hydra_cfg.overrides.task))
+        recorded = check_output(out, meta, cfg.resume)
     except BenchError:
-        _discard(out, hydra_cfg.job.name)
+        if not (out / RUN_FILE).exists():
+            _discard(out, hydra_cfg.job.name)
         raise
+    if recorded is not None and recorded.get("status") == "completed":
+        log.info("%s: completed before, kept as it is -> %s", recorded["run_id"], out)
+        return (recorded.get("incumbent") or {}).get("objective")
+    task = experiment.task
+    if recorded is None:
+        store, history = RunStore.create(out, meta, task.test_metric), []
+    else:
+        store, history = RunStore.resume(out, meta, task.test_metric)
+    run_id = store.meta["run_id"]
+    log.info(
+        "%s: %s on %s, seed %d, budget %s%s",
+        run_id,
+        experiment.method_name,
+        experiment.task_name,
+        experiment.seed,
+        _budget_text(experiment.budget),
+        f", resumed after {len(history)} trial(s)" if recorded is not None else "",
+    )
+    try:
+        result = run(
+            task,
+            experiment.method,
+            experiment.budget,
+            experiment.seed,
+            batch_size=experiment.batch_size,
+            incumbent_repeats=experiment.incumbent_repeats,
+            trial_timeout_s=experiment.trial_timeout_s,
+            history=history,
+            on_trial=store.append,
+            progress=cfg.progress,
+            label=f"{experiment.method_name} s{experiment.seed}",
+        )
+    except KeyboardInterrupt:
+        store.finish(None, "interrupted")
+        raise
+    except BaseException as error:
+        store.finish(None, "failed", error=f"{type(error).__name__}: {error}")
+        raise
+    if result.all_failed:
+        store.finish(result, "failed", error=result.failure_summary())
+        raise BenchError(f"{run_id}: {result.failure_summary()} (trials: {out / TRIALS_JSONL})")
+    summary = store.finish(result, "completed")
+    log.info("%s", describe_run(summary, out))
+    return None if result.incumbent is None else result.incumbent.evaluation.objective
+
+
+def run_meta(cfg: DictConfig, experiment: Experiment, overrides: list[str]) -> dict[str, Any]:
+    """What ``run.json`` records of a new run (its id is new; a resumed run keeps its own)."""
     task = experiment.task
     run_id = f"{experiment.task_name}-{experiment.method_name}-s{experiment.seed}-{uuid.uuid4().hex[:8]}"
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     task_info = task.describe()
     identity = experiment_identity(config, provenance()["packages"], task_info.get("sha256"))
-    meta = {
+    return {
         "run_id": run_id,
         "task": experiment.task_name,
         "method": experiment.method_name,
@@ -162,41 +240,29 @@ def job(cfg: DictConfig) -> float | None:
         "space": repr(task.space),
         "default_config": task.space.default,
         "task_info": task_info,
-        "overrides": list(hydra_cfg.overrides.task),
+        "overrides": overrides,
         "config": config,
         "experiment": {"id": digest(identity), "identity": identity},
         "provenance": provenance(),
     }
-    store = RunStore.create(out, meta, task.test_metric)
-    log.info(
-        "%s: %s on %s, seed %d, budget %s",
-        run_id,
-        experiment.method_name,
-        experiment.task_name,
-        experiment.seed,
-        _budget_text(experiment.budget),
-    )
-    try:
-        result = run(
-            task,
-            experiment.method,
-            experiment.budget,
-            experiment.seed,
-            batch_size=experiment.batch_size,
-            incumbent_repeats=experiment.incumbent_repeats,
-            on_trial=store.append,
-            progress=cfg.progress,
-            label=f"{experiment.method_name} s{experiment.seed}",
+
+
+def check_output(out: Path, meta: Mapping[str, Any], resume: bool) -> dict[str, Any] | None:
+    """The run recorded in ``out`` (None if there is none) after checking that this command may
+    use the folder: a new run needs an empty one; ``resume=true`` needs the same experiment."""
+    if not (out / RUN_FILE).exists():
+        if (out / TRIALS_JSONL).exists():
+            raise BenchError(f"{out} holds {TRIALS_JSONL} without {RUN_FILE}: not a run; choose another directory")
+        return None
+    recorded = read_meta(out)
+    if not resume:
+        raise BenchError(
+            f"{out} already holds run {recorded.get('run_id')} ({recorded.get('status')}): add resume=true to "
+            "continue it, or choose another output directory (hydra.run.dir=... or hydra.sweep.dir=...)"
         )
-    except KeyboardInterrupt:
-        store.finish(None, "interrupted")
-        raise
-    except BaseException as error:
-        store.finish(None, "failed", error=f"{type(error).__name__}: {error}")
-        raise
-    summary = store.finish(result, "completed")
-    log.info("%s", describe_run(summary, out))
-    return None if result.incumbent is None else result.incumbent.evaluation.objective
+    if recorded.get("status") != "completed":
+        check_resumable(out, recorded, meta)
+    return recorded
 
 
 def describe_run(summary: Mapping[str, Any], out: Path) -> str:
@@ -241,7 +307,7 @@ class Preflight(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         with _rejecting():
-            build(config)
+            _check_job(config, None)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         with _rejecting():
@@ -250,9 +316,25 @@ class Preflight(Callback):
                 build(config)
                 return
             loader = GlobalHydra.instance().config_loader()
-            for overrides in jobs:
-                build(loader.load_sweep_config(config, overrides))
+            for number, overrides in enumerate(jobs):
+                _check_job(loader.load_sweep_config(config, overrides), number)
         log.info("pre-flight: %d job configuration(s) checked", len(jobs))
+
+
+def _check_job(config: DictConfig, number: int | None) -> None:
+    """Build one job and check its output folder (``check_output``) as the job itself will."""
+    experiment = build(config, number)
+    if number is None:
+        out = Path(str(config.hydra.run.dir))
+    else:  # Hydra sets hydra.job.num when it launches; the folder name may use it
+        with open_dict(config):
+            config.hydra.job.num = number
+        out = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+    if (out / RUN_FILE).exists() or (out / TRIALS_JSONL).exists():
+        job_config = config.copy()
+        with open_dict(job_config):
+            del job_config["hydra"]  # as the job sees its configuration
+        check_output(out, run_meta(job_config, experiment, []), config.resume)
 
 
 @contextmanager
@@ -288,6 +370,6 @@ class SweepReport(Callback):
         text = render(summarise(runs)) + f"\n\n{len(runs)} runs under {directory}. {CAPTION}\n"
         if config.get("paper"):
             text += "\n" + paper_table(config.paper, runs, trials) + "\n"
-        (directory / "report.md").write_text(text, encoding="utf-8")
+        files.write_text(directory / "report.md", text)
         paper = f" --paper {config.paper}" if config.get("paper") else ""
         print(f"\n{text}\nReproduce this table: python -m bench.report {directory}{paper}")

@@ -9,7 +9,6 @@ signature when the pre-flight check builds every job (``bench.app``), also befor
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any, Dict, Optional  # noqa: UP035 - OmegaConf needs typing generics
 
@@ -24,12 +23,6 @@ def group_options(group: str) -> list[str]:
     """The options of a config group, those in its subfolders as ``sub/name`` (``fair_baseline_text/rnn_drmad``)."""
     folder = Path(CONFIG_DIR) / group
     return sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.yaml"))
-
-
-class Device(Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 @dataclass
@@ -47,9 +40,11 @@ class Config:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     batch_size: int = 1
     incumbent_repeats: int = 3
-    device: Device = Device.auto
+    device: str = "auto"  # auto | cpu | cuda | cuda:N, checked by bench.app.resolve_device
     torch_threads: int = 1
     progress: bool = True
+    trial_timeout_s: Optional[float] = None  # noqa: UP045  # a trial running longer fails (bench.runner)
+    resume: bool = False  # continue the unfinished run(s) in the output directory (bench.store)
     paper: Optional[str] = None  # noqa: UP045  # a paper table the sweep report adds (bench/papers.py)
 
 

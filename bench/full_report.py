@@ -31,6 +31,7 @@ import pandas as pd
 
 from bench import analysis, plots
 from bench.errors import BenchError
+from bench.files import fsync_tree
 from bench.papers import paper_table
 from bench.report import CAPTION, render, summarise
 
@@ -306,6 +307,7 @@ def write_report(
         (staging / "report.md").write_text("\n\n".join(s.markdown() for s in built) + "\n", encoding="utf-8")
         (staging / "index.html").write_text(page(built, root), encoding="utf-8")
         staging.chmod(0o755)  # mkdtemp makes it private; a report is for readers
+        fsync_tree(staging)  # on disk before it is renamed into place
         old = output.with_name(f".{output.name}.old")
         if old.exists():
             shutil.rmtree(old)

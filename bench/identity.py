@@ -35,6 +35,8 @@ def experiment_identity(
     """The identity of a run from its resolved configuration (``run.json``'s ``config``), the
     package versions it ran with and the checksum of its data (None for data-free tasks)."""
     identity: dict[str, Any] = {key: config.get(key) for key in DEFINING}
+    if config.get("trial_timeout_s") is not None:  # a limit that fails slow trials changes the experiment
+        identity["trial_timeout_s"] = config["trial_timeout_s"]
     identity["data_sha256"] = data_sha256
     identity["packages"] = {name: packages.get(name) for name in RESULT_PACKAGES}
     return identity

@@ -73,6 +73,7 @@ from omegaconf import DictConfig, open_dict
 from bench.app import CONFIG_DIR, Experiment, build
 from bench.budget import Budget
 from bench.errors import USER_ERRORS, describe
+from bench.files import write_text
 from bench.protocols import HYPERGRADIENT_HYPERPARAMETERS
 from bench.provenance import provenance
 from bench.runner import run
@@ -386,7 +387,7 @@ def progress(line: str) -> None:
 
 def write_records(records: list[dict], path: Path | None) -> int:
     if path:
-        path.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(records, indent=2) + "\n")
         print(f"\nrecords: {path}")
     return 0
 

@@ -91,6 +91,11 @@ class Method(Protocol):
     and an empty list means the method has nothing left to propose (the run stops). ``tell``
     receives the same configurations with what the method may see of their evaluations
     (``Evaluation.observed``: objective, status, costs and the task's public metrics).
+
+    Two things the runner relies on. Determinism: a method built with the same seed and told the
+    same outcomes asks the same configurations (resuming a run replays its record through the
+    method and checks each proposal). Faults: a method may declare ``fallback(n) -> list[Config]``,
+    a simpler proposal (random) the runner uses once when ``ask`` raises.
     """
 
     def ask(self, n: int) -> list[Config]: ...
@@ -165,3 +170,9 @@ class TrainingLoopMethod(Method, Protocol):
     """
 
     def evaluate(self, task: Task, config: Config, seed: int) -> Evaluation: ...
+
+    def restore(self, task: Task, config: Config, seed: int, evaluation: Evaluation) -> None:
+        """Take the state ``evaluate(task, config, seed)`` would have left, from the ``evaluation``
+        it returned, recorded (a resumed run) or computed in a worker process (``trial_timeout_s``).
+        ``evaluate`` must therefore record in ``Evaluation.metrics`` what this needs."""
+        ...

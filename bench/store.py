@@ -8,9 +8,15 @@ One run writes three files into its directory:
   (``completed``, ``interrupted`` or ``failed``) with the incumbent and its fresh-seed test score;
 - ``trials.parquet``: the same rows as the JSON lines, flattened, written when the run ends.
 
-``run.json`` marks a directory as a run. Files are replaced atomically (write, then rename), so a
-reader never sees half a file. Rows are flat in pandas: ``config.<name>``, ``test.<name>``,
-``metrics.<name>``.
+``run.json`` marks a directory as a run. Files are replaced atomically (``bench.files``: write,
+fsync, rename), so a reader never sees half a file. Rows are flat in pandas: ``config.<name>``,
+``test.<name>``, ``metrics.<name>``.
+
+Resume (``RunStore.resume``). A run that did not complete is continued in its own directory,
+under its own run id, if the command defines the same experiment (``bench.identity``) with the
+same seed; otherwise a one-line error names what differs. A torn last line of ``trials.jsonl`` (a
+kill mid-write) is dropped from the file before anything is appended to it; the recorded trials
+go back to the runner as its ``history``.
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench import files
 from bench.errors import BenchError
-from bench.identity import digest, experiment_identity
+from bench.files import write_atomically
+from bench.identity import digest, experiment_identity, flatten
 from bench.protocols import Evaluation
 from bench.runner import RunResult, Trial
 
@@ -52,7 +60,7 @@ class RunStore:
         self.meta = meta
         self.test_metric = test_metric
         self.identity = {key: meta[key] for key in ("run_id", "task", "method", "seed")}
-        self._trials = open(self.directory / TRIALS_JSONL, "x", encoding="utf-8")  # noqa: SIM115
+        self._trials = open(self.directory / TRIALS_JSONL, "a", encoding="utf-8")  # noqa: SIM115
 
     @classmethod
     def create(cls, directory: Path, meta: dict[str, Any], test_metric: str) -> RunStore:
@@ -66,8 +74,28 @@ class RunStore:
                 )
         directory.mkdir(parents=True, exist_ok=True)
         meta = {**meta, "status": "running", "started": now()}
+        (directory / TRIALS_JSONL).touch(exist_ok=False)
         write_json(directory / RUN_FILE, meta)
         return cls(directory, meta, test_metric)
+
+    @classmethod
+    def resume(cls, directory: Path, meta: dict[str, Any], test_metric: str) -> tuple[RunStore, list[Trial]]:
+        """Continue the unfinished run in ``directory``: (its store, its recorded trials).
+
+        ``meta`` is what this command would record for a new run; it must define the same
+        experiment as the recorded run (``check_resumable``). The recorded run id and start time
+        are kept; the run's status goes back to ``running``.
+        """
+        directory = Path(directory)
+        recorded = read_meta(directory)
+        check_resumable(directory, recorded, meta)
+        rows = _drop_torn_line(directory / TRIALS_JSONL)
+        ended = ("ended", "stop_reason", "seconds", "incumbent", "final", "error", "n_trials", "method_errors")
+        kept = {key: value for key, value in recorded.items() if key not in ended}
+        resumed = {**meta, **kept, "status": "running", "resumed": [*recorded.get("resumed", []), now()]}
+        write_json(directory / RUN_FILE, resumed)
+        log.info("resuming %s: %d trial(s) recorded", recorded["run_id"], len(rows))
+        return cls(directory, resumed, test_metric), [recorded_trial(row) for row in rows]
 
     def append(self, trial: Trial) -> None:
         self._trials.write(json.dumps(_clean(trial_row(self.identity, trial, self.test_metric))) + "\n")
@@ -78,14 +106,12 @@ class RunStore:
         """Close the run: write ``trials.parquet`` and the final ``run.json``; returns the latter."""
         self._trials.close()
         frame = read_trials_jsonl(self.directory / TRIALS_JSONL)
-        tmp = self.directory / (TRIALS_PARQUET + ".tmp")
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, self.directory / TRIALS_PARQUET)
+        write_atomically(self.directory / TRIALS_PARQUET, lambda tmp: frame.to_parquet(tmp, index=False))
         meta = {**self.meta, "status": status, "ended": now(), "n_trials": len(frame)}
-        if error is not None:
-            meta["error"] = error
         if result is not None:
             meta.update(summarise_result(result, self.test_metric))
+        if error is not None:
+            meta["error"] = error
         write_json(self.directory / RUN_FILE, meta)
         self.meta = meta
         return meta
@@ -107,6 +133,8 @@ def trial_row(identity: Mapping[str, Any], trial: Trial, test_metric: str) -> di
         "cumulative_steps": trial.cumulative_steps,
         "training_seed": trial.seed,
         "error": evaluation.error,
+        "proposed_by": trial.proposed_by,
+        "method_error": trial.method_error,
         "config": trial.config,
         "test": dict(evaluation.test),
         "metrics": dict(evaluation.metrics),
@@ -116,6 +144,8 @@ def trial_row(identity: Mapping[str, Any], trial: Trial, test_metric: str) -> di
 def summarise_result(result: RunResult, test_metric: str) -> dict[str, Any]:
     """The run-level fields of ``run.json``: stop reason, incumbent, fresh-seed re-evaluations."""
     summary: dict[str, Any] = {"stop_reason": result.stop_reason, "seconds": result.seconds}
+    if result.method_errors:
+        summary["method_errors"] = result.method_errors
     incumbent = result.incumbent
     if incumbent is None:
         summary["incumbent"] = None
@@ -184,25 +214,105 @@ def _clean(value: Any) -> Any:
 
 
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_clean(payload), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    files.write_json(path, _clean(payload))
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    """A run's ``run.json``; a one-line error if it is not valid JSON."""
+    path = Path(directory) / RUN_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BenchError(f"{path}: not a valid run record ({error}); move the folder away or remove it") from None
+
+
+def check_resumable(directory: Path, recorded: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    """Refuse to resume a run of another experiment: one line naming the first differences."""
+    if recorded.get("status") == "completed":
+        raise BenchError(f"{directory}: the run there has completed; nothing to resume")
+    ours = {"seed": meta.get("seed"), **flatten(run_identity(meta))}
+    theirs = {"seed": recorded.get("seed"), **flatten(run_identity(recorded))}
+    differences = [key for key in sorted(ours.keys() | theirs.keys()) if ours.get(key) != theirs.get(key)]
+    if differences:
+        shown = "; ".join(f"{key}: recorded {theirs.get(key)!r}, now {ours.get(key)!r}" for key in differences[:3])
+        more = f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""
+        raise BenchError(
+            f"cannot resume {directory}: this command defines another experiment: {shown}{more}; "
+            "resume with the command that made it, or choose another output directory"
+        )
+
+
+def recorded_trial(row: Mapping[str, Any]) -> Trial:
+    """A ``trials.jsonl`` row back as the runner's ``Trial`` (JSON null back to nan)."""
+
+    def number(value: Any) -> float:
+        return math.nan if value is None else float(value)
+
+    evaluation = Evaluation(
+        objective=number(row["objective"]),
+        test={key: number(value) for key, value in (row.get("test") or {}).items()},
+        metrics=dict(row.get("metrics") or {}),
+        status=row["status"],
+        cost_steps=int(row["cost_steps"]),
+        error=row.get("error"),
+    )
+    return Trial(
+        index=int(row["trial"]),
+        config=dict(row["config"]),
+        evaluation=evaluation,
+        seed=int(row["training_seed"]),
+        ask_seconds=float(row["ask_seconds"]),
+        cost_seconds=float(row["cost_seconds"]),
+        cumulative_seconds=float(row["cumulative_seconds"]),
+        cumulative_steps=int(row["cumulative_steps"]),
+        best_so_far=number(row["best_so_far"]),
+        proposed_by=row.get("proposed_by", "method"),
+        method_error=row.get("method_error"),
+    )
 
 
 # --------------------------------------------------------------------------------- reading back
 def read_trials_jsonl(path: Path) -> pd.DataFrame:
     """Rows of a ``trials.jsonl``; a truncated last line (a crash mid-write) is skipped."""
+    return _flatten(read_rows(path)[0])
+
+
+def read_rows(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The JSON rows of a ``trials.jsonl`` and whether its last line was torn (then left out).
+
+    Only the last line can be torn by a kill; a bad line before it means the file was damaged
+    otherwise, and is a one-line error naming the line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return [], False
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    complete, last = lines[:-1], lines[-1]  # a whole file ends with a newline: last == ""
     rows = []
-    lines = Path(path).read_text(encoding="utf-8").splitlines() if Path(path).exists() else []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(complete, start=1):
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            if number == len(lines):
-                log.warning("%s: skipping a truncated last line", path)
-                continue
-            raise
-    return _flatten(rows)
+            row = None
+        if not isinstance(row, dict):
+            if number == len(complete) and not last:  # a torn line whose newline made it to disk
+                log.warning("%s: dropping a torn last line", path)
+                return rows, True
+            raise BenchError(f"{path}: line {number} is not a trial record; the file is damaged")
+        rows.append(row)
+    if last:
+        log.warning("%s: dropping a torn last line", path)
+    return rows, bool(last)
+
+
+def _drop_torn_line(path: Path) -> list[dict[str, Any]]:
+    """The rows of ``path``, after rewriting it (atomically) without a torn last line."""
+    rows, torn = read_rows(path)
+    if torn:
+        text = "".join(json.dumps(row) + "\n" for row in rows)
+        files.write_text(path, text)
+    return rows
 
 
 def _flatten(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -240,7 +350,7 @@ def load_runs(root: Path, include_incomplete: bool = False) -> tuple[pd.DataFram
     runs, trials = [], []
     skipped = []
     for directory in find_runs(root):
-        meta = json.loads((directory / RUN_FILE).read_text(encoding="utf-8"))
+        meta = read_meta(directory)
         if meta.get("status") != "completed" and not include_incomplete:
             skipped.append(f"{directory} ({meta.get('status')})")
             continue

@@ -165,7 +165,7 @@ def _reverse(
     NaN for both when the forward pass diverged (no reverse pass is run then).
     """
     if not bool(torch.isfinite(w_final).all()):
-        return math.nan, torch.full((2 + len(hyper.log_l2),), math.nan, dtype=w_final.dtype)
+        return math.nan, torch.full((2 + len(hyper.log_l2),), math.nan, dtype=w_final.dtype, device=w_final.device)
     alpha, gamma, l2 = hyper.values()
     lam = penalty(problem, l2)
     groups = problem.l2_groups
@@ -176,8 +176,8 @@ def _reverse(
         (dw,) = torch.autograd.grad(loss, w_leaf)
     dw = dw.detach().clone()
     dv = torch.zeros_like(dw)
-    d_alpha = torch.zeros((), dtype=dw.dtype)
-    d_gamma = torch.zeros((), dtype=dw.dtype)
+    d_alpha = dw.new_zeros(())
+    d_gamma = dw.new_zeros(())
     d_lam = torch.zeros_like(dw)  # d loss / d lam_i per weight, summed into groups at the end
     decay = 1 - gamma
     for t, w_t, v_t, v_next in points:  # in-place updates: the reverse pass allocates nothing per step
@@ -189,7 +189,7 @@ def _reverse(
         dw.add_(h_data, alpha=-decay).addcmul_(lam, dv, value=-decay)  # dw -= (1 - gamma) H_t dv
         d_lam.addcmul_(w_t, dv, value=-decay)  # d/d lam_i of (g . dv) = w_i dv_i
         dv.mul_(gamma)
-    per_group = torch.zeros(n_groups, dtype=dw.dtype).index_add_(0, groups.clamp(min=0), d_lam * (groups >= 0))
+    per_group = dw.new_zeros(n_groups).index_add_(0, groups.clamp(min=0), d_lam * (groups >= 0))
     gradient = torch.cat(
         [
             (alpha * d_alpha).reshape(1),  # d / d log alpha
@@ -337,6 +337,7 @@ class HypergradientDescent:
         self.iteration = 0
         self.pending: Config | None = None
         self.last: Hypergradient | None = None
+        self.last_gradient: torch.Tensor | None = None  # what tell steps on: the last trial's hypergradient
         self.history: dict[tuple[Any, ...], torch.Tensor] = {}
 
     # ------------------------------------------------------------------ ask / evaluate / tell
@@ -347,19 +348,14 @@ class HypergradientDescent:
         return [self.pending]
 
     def evaluate(self, task: DifferentiableTask, config: Config, seed: int) -> Evaluation:
-        problem = task.training_problem(config, seed, self.l2_granularity)
-        retraining = self.pending is None or config != self.pending
-        self.pending = None
-        if self.theta is None:
-            self.start_meta_loop(self.initial(config, problem).as_tensor())
-        theta = self.history.get(self.key(config), self.theta) if retraining else self.theta
-        hyper = Hyperparameters.from_tensor(theta.to(problem.w0.dtype))
+        problem, theta, retraining = self._prepare(task, config, seed)
+        hyper = Hyperparameters.from_tensor(theta.to(problem.w0))
         tic = time.perf_counter()
         if retraining:  # the incumbent's fresh-seed retraining: a forward pass only
             w_final, _, _ = train(problem, hyper)
             return replace(problem.score(w_final), cost_steps=problem.steps)
-        self.history[self.key(config)] = theta.clone()
         self.last = self.hypergradient(problem, hyper)
+        self.last_gradient = self.last.gradient
         evaluation = problem.score(self.last.w_final)
         metrics = {
             **evaluation.metrics,
@@ -368,15 +364,34 @@ class HypergradientDescent:
             "hypergradient_norm": float(self.last.gradient.norm()),
             "hypergradient_finite": bool(torch.isfinite(self.last.gradient).all()),
             "hypergradient_seconds": time.perf_counter() - tic,
+            # the meta-state a resumed run restores (``restore``): theta in its own coordinates and its hypergradient
+            "theta": theta.tolist(),
+            "hypergradient": self.last.gradient.tolist(),
         }
         if len(hyper.log_l2) > 1:
             l2 = hyper.log_l2.exp()
             metrics.update(l2_min=float(l2.min()), l2_median=float(l2.median()), l2_max=float(l2.max()))
         return replace(evaluation, metrics=metrics, cost_steps=self.last.cost_steps)
 
+    def restore(self, task: DifferentiableTask, config: Config, seed: int, evaluation: Evaluation) -> None:
+        """Take the state ``evaluate(task, config, seed)`` would have left, from its recorded
+        ``evaluation`` (a resumed run's record, or a trial trained in a worker process): the
+        hyperparameters must be the recorded ones, and ``tell`` gets the recorded hypergradient."""
+        _, theta, retraining = self._prepare(task, config, seed)
+        if retraining:
+            return
+        recorded = evaluation.metrics.get("theta")
+        if recorded is not None and _tensor(recorded, theta).tolist() != theta.tolist():
+            raise BenchError(
+                f"cannot resume {type(self).__name__}: at hyper-iteration {self.iteration} its hyperparameters are "
+                f"{theta.tolist()}, the record has {recorded}: the record was made with other settings"
+            )
+        gradient = evaluation.metrics.get("hypergradient")
+        self.last_gradient = None if gradient is None else _tensor(gradient, theta)
+
     def tell(self, configs: Sequence[Config], evaluations: Sequence[Evaluation]) -> None:
         evaluation = evaluations[-1]
-        gradient = self.last.gradient if self.last is not None else None
+        gradient = self.last_gradient
         self.iteration += 1
         if evaluation.ok and gradient is not None and bool(torch.isfinite(gradient).all()):
             self.good, self.good_gradient = self.theta.clone(), gradient
@@ -396,6 +411,22 @@ class HypergradientDescent:
         self.theta.copy_(self.project(self.theta))
 
     # ------------------------------------------------------------------ pieces
+    def _prepare(
+        self, task: DifferentiableTask, config: Config, seed: int
+    ) -> tuple[TrainingProblem, torch.Tensor, bool]:
+        """The training problem of a trial, the hyperparameters it trains with, and whether it is a
+        retraining (of an earlier trial's configuration) rather than this hyper-iteration's trial.
+        Starts the meta-loop at the first trial and records which theta each trial tried."""
+        problem = task.training_problem(config, seed, self.l2_granularity)
+        retraining = self.pending is None or config != self.pending
+        self.pending = None
+        if self.theta is None:
+            self.start_meta_loop(self.initial(config, problem).as_tensor())
+        if retraining:
+            return problem, self.history.get(self.key(config), self.theta), True
+        self.history[self.key(config)] = self.theta.clone()
+        return problem, self.theta, False
+
     def start_meta_loop(self, theta: torch.Tensor) -> None:
         """Hyperparameters, tuned mask and meta-optimiser, once the number of L2 groups is known."""
         self.theta = theta.detach().clone()
@@ -417,11 +448,11 @@ class HypergradientDescent:
         return train(problem, hyper)[0]
 
     def initial(self, config: Config, problem: TrainingProblem) -> Hyperparameters:
-        dtype = problem.w0.dtype
+        like = {"dtype": problem.w0.dtype, "device": problem.w0.device}  # the task's dtype and device
         return Hyperparameters(
-            torch.tensor(math.log(config["learning_rate"]), dtype=dtype),
-            torch.logit(torch.tensor(config["momentum"], dtype=dtype)),
-            torch.full((len(problem.l2_names),), math.log(config["l2"]), dtype=dtype),
+            torch.tensor(math.log(config["learning_rate"]), **like),
+            torch.logit(torch.tensor(config["momentum"], **like)),
+            torch.full((len(problem.l2_names),), math.log(config["l2"]), **like),
         )
 
     def project(self, theta: torch.Tensor) -> torch.Tensor:
@@ -470,3 +501,8 @@ class DrMAD(HypergradientDescent):
         if self.reverse_fraction is not None:
             points = max(1, round(self.reverse_fraction * problem.steps))
         return drmad_hypergradient(problem, hyper, None if points is None else min(points, problem.steps), self.hvp)
+
+
+def _tensor(values: Sequence[float | None], like: torch.Tensor) -> torch.Tensor:
+    """A recorded list (JSON null for a non-finite value) as a tensor of ``like``'s dtype and device."""
+    return torch.tensor([math.nan if v is None else v for v in values], dtype=like.dtype, device=like.device)

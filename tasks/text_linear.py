@@ -41,9 +41,10 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 
 from bench.errors import BenchError
+from bench.files import write_atomically
 from bench.protocols import Evaluation
 from bench.space import Config, SearchSpace
-from tasks.data_files import cache_dir, write_atomically
+from tasks.data_files import cache_dir
 from tasks.text_data import SPLIT_SHARES, load_corpus
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ CASES = [
     (["budget.evaluations=0"], "error: budget.evaluations=0: must be a positive whole number, or null for no limit"),
     (["budget.evaluations=abc"], "Value 'abc' of type 'str' could not be converted to Integer"),
     (["budget.evaluations=null"], "error: no budget set: give at least one of budget.evaluations"),
-    (["device=gpu"], "Invalid value 'gpu', expected one of [auto, cpu, cuda]"),
+    (["device=gpu"], "error: device='gpu': allowed: auto, cpu, cuda, cuda:N"),
     (["task.data_path=/no/such/hour.csv"], "error: task.data_path='/no/such/hour.csv': cannot read it"),
     (["task.scaling=zscore"], "error: task.scaling='zscore': allowed: train_validation, all_rows"),
     (["+task.hidden=3"], "error: task.hidden: not an option of tasks.bikeshare.BikeshareTask; allowed: batch_size"),

@@ -70,7 +70,7 @@ def test_a_truncated_last_line_is_skipped_but_a_corrupt_middle_line_is_an_error(
     (tmp_path / TRIALS_JSONL).write_text("\n".join(lines[:2]) + "\n" + lines[2][:40])
     assert read_trials_jsonl(tmp_path / TRIALS_JSONL)["trial"].tolist() == [0, 1]
     (tmp_path / TRIALS_JSONL).write_text(lines[0][:40] + "\n" + "\n".join(lines[1:]) + "\n")
-    with pytest.raises(json.JSONDecodeError):
+    with pytest.raises(BenchError, match="line 1 is not a trial record; the file is damaged"):
         read_trials_jsonl(tmp_path / TRIALS_JSONL)
 
 

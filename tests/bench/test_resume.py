@@ -1,0 +1,99 @@
+"""Resume: a run killed with SIGKILL mid-way and resumed has the trial table of an uninterrupted
+run with the same seed (random search, gp_ei, drmad); a torn last line is dropped; a resume with
+another configuration is refused in one line and changes nothing; completed runs are kept."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.store import RUN_FILE, TRIALS_JSONL, read_trials
+from tests.helpers import ROOT, TINY, comparable, run_bench
+
+SLOW_ENOUGH = ["+task.space.iterations.fixed=300", "incumbent_repeats=1", "progress=false"]
+"""Bikeshare trials of 300 steps (a few tenths of a second): time to kill a run mid-way."""
+RUNS = {
+    "random": ["method=random", "budget.evaluations=12"],
+    "gp_ei": ["method=gp_ei", "budget.evaluations=10"],
+    "drmad": ["method=drmad", "+task.space.hidden_nodes.fixed=4", "budget.evaluations=6"],
+}
+
+
+def kill_after(arguments: list[str], directory: Path, trials: int) -> None:
+    """Start ``python -m bench ARGUMENTS`` and SIGKILL it once ``trials`` trials are on disk."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench", *arguments, f"hydra.run.dir={directory}"],
+        cwd=directory.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and process.poll() is None:
+            path = directory / TRIALS_JSONL
+            if path.exists() and path.read_text().count("\n") >= trials:
+                break
+            time.sleep(0.02)
+        assert process.poll() is None, "the run ended before it could be killed"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
+@pytest.mark.parametrize("method", sorted(RUNS))
+def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, method):
+    arguments = [*SLOW_ENOUGH, *RUNS[method], "seed=7"]
+    whole = run_bench(*arguments, f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    killed = tmp_path / "killed"
+    kill_after(arguments, killed, trials=3)
+    meta = json.loads((killed / RUN_FILE).read_text())
+    assert meta["status"] == "running"
+    recorded = (killed / TRIALS_JSONL).read_text()
+    (killed / TRIALS_JSONL).write_text(recorded + recorded.splitlines()[0][:57])  # a kill mid-write: a torn line
+    resumed = run_bench(*arguments, "resume=true", f"hydra.run.dir={killed}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    after = json.loads((killed / RUN_FILE).read_text())
+    assert after["status"] == "completed" and after["run_id"] == meta["run_id"] and len(after["resumed"]) == 1
+    expected, got = read_trials(tmp_path / "whole"), read_trials(killed)
+    assert (got["run_id"] == meta["run_id"]).all()
+    pd.testing.assert_frame_equal(comparable(got), comparable(expected))
+    assert after["final"]["objective"] == json.loads((tmp_path / "whole" / RUN_FILE).read_text())["final"]["objective"]
+
+
+def test_a_resume_with_another_configuration_is_one_line_and_changes_nothing(tmp_path):
+    arguments = [*TINY, "method=random", "budget.evaluations=3", "progress=false"]
+    directory = tmp_path / "run"
+    assert run_bench(*arguments, f"hydra.run.dir={directory}", cwd=tmp_path).returncode == 0
+    meta = json.loads((directory / RUN_FILE).read_text())
+    meta["status"] = "interrupted"  # as a Ctrl-C leaves it
+    (directory / RUN_FILE).write_text(json.dumps(meta))
+    before = {p.name: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+    done = run_bench(*arguments, "method=gp_ei", "resume=true", f"hydra.run.dir={directory}", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"error: cannot resume {directory}: this command defines another experiment: ")
+    assert "method._target_: recorded 'methods.random_search.RandomSearch', now 'methods.gp.GPExpectedImprovement'" in (
+        done.stderr
+    )
+    assert {p.name: p.read_bytes() for p in directory.rglob("*") if p.is_file()} == before
+
+
+def test_a_sweep_resumed_keeps_completed_runs_and_refuses_a_new_run_in_a_used_folder(tmp_path):
+    sweep = tmp_path / "sweep"
+    arguments = ["-m", "task=branin", "method=random", "seed=0,1", "budget.evaluations=3", f"hydra.sweep.dir={sweep}"]
+    assert run_bench(*arguments, cwd=tmp_path).returncode == 0
+    stamps = {p: p.stat().st_mtime_ns for p in sweep.rglob(RUN_FILE)}
+    again = run_bench(*arguments, cwd=tmp_path)
+    assert again.returncode == 2 and "already holds run branin-random-s0-" in again.stderr
+    assert "add resume=true to continue it" in again.stderr
+    resumed = run_bench(*arguments, "resume=true", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert {p: p.stat().st_mtime_ns for p in sweep.rglob(RUN_FILE)} == stamps  # completed runs are not rerun
+    assert "2 runs under" in resumed.stdout
