@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import uuid
 from collections.abc import Iterator, Mapping
@@ -27,6 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench import config as schema
@@ -40,7 +42,7 @@ from bench.provenance import provenance
 from bench.report import CAPTION, render, summarise
 from bench.runner import run
 from bench.space import SearchSpace
-from bench.store import RUN_FILE, TRIALS_JSONL, RunStore, check_resumable, load_runs, read_meta
+from bench.store import RUN_FILE, TRIALS_JSONL, RunStore, check_resumable, find_runs, load_runs, read_meta, read_rows
 
 log = logging.getLogger("bench")
 schema.register()
@@ -215,7 +217,11 @@ def job(cfg: DictConfig) -> float | None:
         raise
     if result.all_failed:
         store.finish(result, "failed", error=result.failure_summary())
-        raise BenchError(f"{run_id}: {result.failure_summary()} (trials: {out / TRIALS_JSONL})")
+        message = f"{run_id}: {result.failure_summary()} (trials: {out / TRIALS_JSONL})"
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # the sweep goes on; its report ends with this line
+            log.error("%s", message)
+            return None
+        raise RunFailed(message)
     summary = store.finish(result, "completed")
     log.info("%s", describe_run(summary, out))
     return None if result.incumbent is None else result.incumbent.evaluation.objective
@@ -262,6 +268,7 @@ def check_output(out: Path, meta: Mapping[str, Any], resume: bool) -> dict[str, 
         )
     if recorded.get("status") != "completed":
         check_resumable(out, recorded, meta)
+        read_rows(out / TRIALS_JSONL)  # a damaged record is refused before anything is written
     return recorded
 
 
@@ -302,6 +309,16 @@ class LaunchRejected(BaseException):  # noqa: N818 - a signal, like KeyboardInte
         self.message = message
 
 
+class RunFailed(BaseException):  # noqa: N818 - a signal, like LaunchRejected
+    """A run ended without a single successful trial: recorded as ``failed`` and reported by
+    ``bench.cli`` in one line with exit status 2 (a ``BaseException``, so Hydra does not add its
+    own "Error executing job" line)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class Preflight(Callback):
     """Build every job before Hydra creates a directory or launches anything."""
 
@@ -325,11 +342,14 @@ def _check_job(config: DictConfig, number: int | None) -> None:
     """Build one job and check its output folder (``check_output``) as the job itself will."""
     experiment = build(config, number)
     if number is None:
-        out = Path(str(config.hydra.run.dir))
+        out, key = Path(str(config.hydra.run.dir)), "hydra.run.dir"
     else:  # Hydra sets hydra.job.num when it launches; the folder name may use it
         with open_dict(config):
             config.hydra.job.num = number
-        out = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+        out, key = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir), "hydra.sweep.dir"
+    existing = next(folder for folder in (out, *out.parents) if folder.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise BenchError(f"{key}: cannot write {out}: {existing} is not a writable folder; choose another directory")
     if (out / RUN_FILE).exists() or (out / TRIALS_JSONL).exists():
         job_config = config.copy()
         with open_dict(job_config):
@@ -364,9 +384,17 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         directory = Path(config.hydra.sweep.dir)
         runs, trials = load_runs(directory)
-        if runs.empty:
+        failed = [meta for meta in map(read_meta, find_runs(directory)) if meta.get("status") == "failed"]
+        if not runs.empty:
+            self.report(config, directory, runs, trials)
+        else:
             log.warning("no completed runs under %s", directory)
-            return
+        if failed:
+            first = failed[0]
+            raise RunFailed(f"{len(failed)} run(s) of the sweep failed; {first['run_id']}: {first.get('error')}")
+
+    @staticmethod
+    def report(config: DictConfig, directory: Path, runs: Any, trials: Any) -> None:
         text = render(summarise(runs)) + f"\n\n{len(runs)} runs under {directory}. {CAPTION}\n"
         if config.get("paper"):
             text += "\n" + paper_table(config.paper, runs, trials) + "\n"

@@ -31,12 +31,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Let errors reach this function instead of Hydra's multi-line report; they are printed below.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     sys.argv = [sys.argv[0], *arguments]
-    from bench.app import LaunchRejected, job
+    from bench.app import LaunchRejected, RunFailed, job
 
     try:
         _check_flags(arguments)
         job()
-    except LaunchRejected as rejected:
+    except (LaunchRejected, RunFailed) as rejected:
         return _fail(rejected.message)
     except USER_ERRORS as error:
         return _fail(describe(error))

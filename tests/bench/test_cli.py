@@ -1,6 +1,7 @@
 """Every bad input: one line naming the value and what is allowed, exit status 2, no traceback,
 and nothing on disk that a report could mistake for a run."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from bench.app import CONFIG_DIR
+from bench.store import RUN_FILE, TRIALS_JSONL
 from tests.helpers import TINY, run_bench
 
 METHODS = ", ".join(sorted(p.stem for p in (Path(CONFIG_DIR) / "method").glob("*.yaml")))
@@ -64,9 +66,27 @@ CASES = [
         ["-m", "seed=0,1", "task.space.iterations.high=5,60"],
         "error: task.space.iterations: low=10 must be below high=5",
     ),
+    (["trial_timeout_s=0"], "error: trial_timeout_s=0.0: must be a positive number of seconds, or null for no limit"),
+    (["trial_timeout_s=-5"], "error: trial_timeout_s=-5.0: must be a positive number of seconds"),
+    (["trial_timeout_s=soon"], "Value 'soon' of type 'str' could not be converted to Float"),
+    (["device=tpu"], "error: device='tpu': allowed: auto, cpu, cuda, cuda:N"),
+    (["device=cuda:x"], "error: device='cuda:x': allowed: auto, cpu, cuda, cuda:N"),
+    (["resume=maybe"], "Value 'maybe' is not a valid bool"),
+    (["launcher=foo"], "error: unknown launcher 'foo'; allowed: local, slurm_cpu, slurm_gpu"),
+    (["batch_size=0"], "error: batch_size=0: must be at least 1"),
+    (["incumbent_repeats=-1"], "error: incumbent_repeats=-1: must be at least 0"),
+    (["torch_threads=0"], "error: torch_threads=0: must be at least 1"),
+    (["budget.seconds=-1"], "error: budget.seconds=-1.0: must be a positive number of seconds, or null for no limit"),
+    (["budget.train_steps=0"], "error: budget.train_steps=0: must be a positive whole number, or null for no limit"),
+    (["+budget.minutes=3"], "error: budget: unknown key(s) ['minutes']; allowed: evaluations, train_steps, seconds"),
+    (["-m", "seed=0,1", "trial_timeout_s=1,0"], "error: trial_timeout_s=0.0: must be a positive number of seconds"),
 ]
 if not torch.cuda.is_available():
     CASES.append((["device=cuda"], "error: device=cuda: no CUDA device is visible on this machine"))
+    CASES.append((["device=cuda:7"], "error: device=cuda:7: no CUDA device is visible on this machine"))
+else:
+    CASES.append(([f"device=cuda:{torch.cuda.device_count()}"], "GPU(s), cuda:0 to cuda:"))
+    CASES.append((["device=cuda", "trial_timeout_s=5"], "CUDA cannot be used after a fork"))
 
 
 @pytest.mark.parametrize(("arguments", "message"), CASES, ids=[" ".join(a) for a, _ in CASES])
@@ -103,3 +123,41 @@ def test_no_reachable_data_source_is_one_line(tmp_path):
         assert part in done.stderr
     assert not (tmp_path / "run").exists()
     shutil.rmtree(empty)
+
+
+def _damage_run_json(run):
+    (run / RUN_FILE).write_text('{"run_id": "x", "status": "runn')
+
+
+def _damage_a_middle_line(run):
+    lines = (run / TRIALS_JSONL).read_text().splitlines()
+    (run / TRIALS_JSONL).write_text("\n".join([lines[0], lines[1][:30], *lines[2:]]) + "\n")
+    meta = json.loads((run / RUN_FILE).read_text())
+    (run / RUN_FILE).write_text(json.dumps({**meta, "status": "interrupted"}))
+
+
+def _remove_run_json(run):
+    (run / RUN_FILE).unlink()
+
+
+DAMAGED = [  # (what is done to a finished 3-trial run, extra arguments, the error line)
+    (_damage_run_json, ["resume=true"], "run.json: not a valid run record"),
+    (_damage_a_middle_line, ["resume=true"], "trials.jsonl: line 2 is not a trial record; the file is damaged"),
+    (_remove_run_json, [], f"holds {TRIALS_JSONL} without {RUN_FILE}: not a run; choose another directory"),
+    (lambda run: None, [], "already holds run bikeshare-random-s0-"),
+    (lambda run: None, ["hydra.run.dir=RUN/run.json/inner"], "hydra.run.dir: cannot write"),
+]
+
+
+@pytest.mark.parametrize(("damage", "extra", "message"), DAMAGED, ids=[m[:40] for _, _, m in DAMAGED])
+def test_a_damaged_or_occupied_output_folder_gives_one_line_and_changes_nothing(tmp_path, damage, extra, message):
+    run = tmp_path / "run"
+    assert run_bench(*TINY, "budget.evaluations=3", f"hydra.run.dir={run}", cwd=tmp_path).returncode == 0
+    damage(run)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    extra = [a.replace("RUN", str(run)) for a in extra]
+    done = run_bench(*TINY, "budget.evaluations=3", f"hydra.run.dir={run}", *extra, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+    assert message in done.stderr
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from bench.app import build
 from bench.budget import Budget
@@ -110,3 +111,13 @@ def test_diverging_trials_are_recorded_and_the_run_goes_on():
     assert [t.evaluation.status for t in result.trials] == ["diverged"] * 3
     assert all(math.isnan(t.best_so_far) for t in result.trials)
     assert result.incumbent is None and result.final == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible")
+def test_a_black_box_run_on_cuda_matches_the_cpu():
+    def objectives(device):
+        experiment = build(bench_config(*TINY, f"device={device}"))
+        result = run(experiment.task, RandomSearch(experiment.task.space, 0), Budget(evaluations=3), seed=0)
+        return [t.evaluation.objective for t in result.trials]
+
+    assert objectives("cuda") == pytest.approx(objectives("cpu"), rel=1e-4)

@@ -252,3 +252,20 @@ def test_momentum_fixed_at_zero_stays_zero():
     assert [t.config["momentum"] for t in result.trials] == [0.0] * 3
     assert all(t.evaluation.ok for t in result.trials)
     assert len({t.config["learning_rate"] for t in result.trials}) == 3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible")
+@pytest.mark.parametrize("method", ["drmad", "exact_hypergrad"])
+def test_hyper_iterations_on_cuda_keep_the_task_device_and_match_the_cpu(method):
+    def hyper_iterations(device):
+        experiment = build(
+            bench_config("task=bikeshare", f"method={method}", "seed=0", f"device={device}", *TINY_FIXED)
+        )
+        result = run(experiment.task, experiment.method, Budget(evaluations=3), 0, incumbent_repeats=1)
+        assert experiment.method.theta.device.type == torch.device(device).type  # hyperparameters follow the task
+        assert experiment.method.last_gradient.device.type == torch.device(device).type
+        return [t.evaluation.objective for t in result.trials], experiment.method.theta.cpu()
+
+    (cpu_objectives, cpu_theta), (cuda_objectives, cuda_theta) = hyper_iterations("cpu"), hyper_iterations("cuda")
+    assert cuda_objectives == pytest.approx(cpu_objectives, rel=1e-4)
+    torch.testing.assert_close(cuda_theta, cpu_theta, rtol=1e-4, atol=1e-6)
