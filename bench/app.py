@@ -204,6 +204,7 @@ def job(cfg: DictConfig) -> float | None:
             batch_size=experiment.batch_size,
             incumbent_repeats=experiment.incumbent_repeats,
             trial_timeout_s=experiment.trial_timeout_s,
+            vectorise=cfg.vectorise,
             history=history,
             on_trial=store.append,
             progress=cfg.progress,

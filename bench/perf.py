@@ -9,6 +9,7 @@
     python -m bench.perf text [--json FILE] [--dataset rotten_tomatoes] [--linear-trials 8]
                               [--epochs 1] [--overrides '...'] [--skip linear|rnn]
     python -m bench.perf report [--json FILE] [--runs 1000] [--tasks 4] [--methods 5] [--trials 50]
+    python -m bench.perf batched [--json FILE] [--q 8,32,128] [--iterations 500] [--devices cpu,cuda]
 
 ``methods``: the suggestion overhead of each method. Each method runs through the real runner on
 the task (hartmann6 by default, a cheap function, so the time is the method's) until it holds
@@ -45,6 +46,9 @@ epochs times batches).
 
 ``text``: seconds per text_linear trial cold and warm, per text_rnn epoch, and of one DrMAD
 hyper-iteration on text_rnn against the training run (``bench.perf_text``).
+
+``batched``: q bikeshare configurations trained one after another against together in one
+vectorised training (``bench.perf_batched``).
 
 ``report``: seconds of ``python -m bench.report``'s full report (every table and figure and the
 HTML page) on a folder of 1,000 synthetic runs written through the real store
@@ -325,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         "--overrides", default="", help="Hydra overrides of text_rnn, space-separated (e.g. another default)"
     )
     text.add_argument("--skip", default="", help="linear or rnn: leave that part out")
+    batched = sub.add_parser("batched", help="bikeshare trials one by one against one vectorised training")
+    from bench.perf_batched import add_arguments as batched_arguments
+
+    batched_arguments(batched)
     report = sub.add_parser("report", help="seconds of the full report on 1,000 synthetic runs")
     from bench.perf_report import add_arguments as report_arguments
 
@@ -346,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.perf_report import main as report_main
 
         return report_main(args)
+    if args.benchmark == "batched":
+        from bench.perf_batched import main as batched_main
+
+        return batched_main(args)
     if args.benchmark == "text":
         from bench.perf_text import main as text_main
 

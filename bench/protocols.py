@@ -84,6 +84,18 @@ class Task(Protocol):
 
 
 @runtime_checkable
+class BatchTask(Task, Protocol):
+    """A task that trains several configurations in one vectorised run (small models).
+
+    The runner uses it for black-box trials when a method asks for more than one configuration
+    at a time (``batch_size`` > 1). Each result must equal ``evaluate(config, seed)`` up to float
+    rounding, seed for seed.
+    """
+
+    def evaluate_batch(self, configs: Sequence[Config], seeds: Sequence[int]) -> list[Evaluation]: ...
+
+
+@runtime_checkable
 class Method(Protocol):
     """A hyperparameter optimiser with an ask/tell interface.
 

@@ -19,6 +19,10 @@ goes on. An exception inside the method's ``ask`` is retried once through the me
 so (``proposed_by``); one inside ``tell`` is retried once. A run in which no trial succeeded is
 marked by ``all_failed``.
 
+Batches. When a method asks for several configurations at once (``batch_size`` > 1) and the task
+can train them together (``BatchTask``: one vectorised run for small models), they are, unless
+``vectorise`` is off; the batch's seconds are shared evenly among its trials.
+
 Resume. ``history`` holds the trials a killed run recorded. They are replayed, not re-run: the
 method is asked exactly as before (so its random streams, designs and fitted models reach the
 state they had), each proposal is checked against the record, and the method is told the
@@ -38,7 +42,7 @@ import random
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -48,7 +52,7 @@ from tqdm.auto import tqdm
 
 from bench.budget import Budget, Spent
 from bench.errors import BenchError
-from bench.protocols import DifferentiableTask, Evaluation, Method, Task, TrainingLoopMethod
+from bench.protocols import BatchTask, DifferentiableTask, Evaluation, Method, Task, TrainingLoopMethod
 from bench.space import Config
 
 log = logging.getLogger(__name__)
@@ -122,6 +126,7 @@ def run(
     batch_size: int = 1,
     incumbent_repeats: int = 1,
     trial_timeout_s: float | None = None,
+    vectorise: bool = True,
     history: Sequence[Trial] = (),
     on_trial: Callable[[Trial], None] | None = None,
     progress: bool = False,
@@ -150,6 +155,9 @@ def run(
         evaluate = task.evaluate
     if trial_timeout_s is not None:
         evaluate = in_worker(evaluate, trial_timeout_s)
+    evaluate_batch = None  # one vectorised training for a batch: black-box trials, no timeout
+    if vectorise and batch_size > 1 and isinstance(task, BatchTask) and not trains_itself and trial_timeout_s is None:
+        evaluate_batch = task.evaluate_batch
     public = tuple(task.public_metrics)
     seed_everything(seed)
     recorded = list(history)
@@ -176,58 +184,62 @@ def run(
             if len(configs) > n:
                 raise RuntimeError(f"{type(method).__name__}.ask({n}) returned {len(configs)} configurations")
             evaluations = []
-            for config in configs:
-                config = _suggestion(task, method, config)
-                index = len(trials)
-                training_seed = trial_seed(seed, index)
-                if index < len(recorded):  # resume: the recorded outcome, not a new training
-                    trial = _replayed(recorded[index], index, config, training_seed, type(method).__name__)
-                    if trains_itself:
-                        method.restore(task, config, training_seed, trial.evaluation)
-                    spent.evaluations += 1
-                    spent.train_steps += trial.evaluation.cost_steps
-                    simulated_extra = trial.cumulative_seconds - (time.perf_counter() - start)
-                    spent.seconds = trial.cumulative_seconds
-                    best = trial.best_so_far
-                else:
-                    tic = time.perf_counter()
-                    evaluation = _evaluate(evaluate, config, training_seed, trial_timeout_s)
-                    measured = time.perf_counter() - tic
-                    if trains_itself and trial_timeout_s is not None:  # trained in a worker: take its state
-                        method.restore(task, config, training_seed, evaluation)
-                    cost = measured if evaluation.cost_seconds is None else evaluation.cost_seconds
-                    simulated_extra += cost - measured
-                    spent.evaluations += 1
-                    spent.train_steps += evaluation.cost_steps
-                    spent.seconds = time.perf_counter() - start + simulated_extra
-                    if evaluation.ok and (math.isnan(best) or evaluation.objective < best):
-                        best = evaluation.objective
-                    trial = Trial(
-                        index=index,
-                        config=config,
-                        evaluation=evaluation,
-                        seed=training_seed,
-                        ask_seconds=ask_seconds,
-                        cost_seconds=cost,
-                        cumulative_seconds=spent.seconds,
-                        cumulative_steps=spent.train_steps,
-                        best_so_far=best,
-                        proposed_by=proposed_by,
-                        method_error=method_error,
-                    )
-                    if on_trial is not None:
-                        on_trial(trial)
-                    log.debug(
-                        "trial %d %s: objective %.6g (%s), best %.6g, %.2f s",
-                        index,
-                        config,
-                        evaluation.objective,
-                        evaluation.status,
-                        best,
-                        cost,
-                    )
+            configs = [_suggestion(task, method, config) for config in configs]
+            first = len(trials)
+            seeds = [trial_seed(seed, first + k) for k in range(len(configs))]
+            replayed = max(0, min(len(configs), len(recorded) - first))
+            for k in range(replayed):  # resume: the recorded outcomes, not new trainings
+                trial = _replayed(recorded[first + k], first + k, configs[k], seeds[k], type(method).__name__)
+                if trains_itself:
+                    method.restore(task, configs[k], seeds[k], trial.evaluation)
+                spent.evaluations += 1
+                spent.train_steps += trial.evaluation.cost_steps
+                simulated_extra = trial.cumulative_seconds - (time.perf_counter() - start)
+                spent.seconds = trial.cumulative_seconds
+                best = trial.best_so_far
                 trials.append(trial)
                 evaluations.append(trial.evaluation)
+                bar.update(1)
+            clock = time.perf_counter() - start + simulated_extra
+            fresh = _evaluations(evaluate, evaluate_batch, configs[replayed:], seeds[replayed:], trial_timeout_s)
+            for k, (evaluation, measured) in enumerate(fresh, start=replayed):
+                config, training_seed = configs[k], seeds[k]
+                if trains_itself and trial_timeout_s is not None:  # trained in a worker: take its state
+                    method.restore(task, config, training_seed, evaluation)
+                cost = measured if evaluation.cost_seconds is None else evaluation.cost_seconds
+                simulated_extra += cost - measured
+                clock += cost
+                spent.evaluations += 1
+                spent.train_steps += evaluation.cost_steps
+                spent.seconds = clock
+                if evaluation.ok and (math.isnan(best) or evaluation.objective < best):
+                    best = evaluation.objective
+                trial = Trial(
+                    index=first + k,
+                    config=config,
+                    evaluation=evaluation,
+                    seed=training_seed,
+                    ask_seconds=ask_seconds,
+                    cost_seconds=cost,
+                    cumulative_seconds=spent.seconds,
+                    cumulative_steps=spent.train_steps,
+                    best_so_far=best,
+                    proposed_by=proposed_by,
+                    method_error=method_error,
+                )
+                if on_trial is not None:
+                    on_trial(trial)
+                log.debug(
+                    "trial %d %s: objective %.6g (%s), best %.6g, %.2f s",
+                    trial.index,
+                    config,
+                    evaluation.objective,
+                    evaluation.status,
+                    best,
+                    cost,
+                )
+                trials.append(trial)
+                evaluations.append(evaluation)
                 bar.update(1)
                 bar.set_postfix(best=f"{best:.4g}")
             _tell(method, configs, [e.observed(public) for e in evaluations], method_errors)
@@ -320,6 +332,40 @@ def in_worker(evaluate: Callable[[Config, int], Evaluation], timeout_s: float) -
     return evaluate_with_timeout
 
 
+def _evaluations(
+    evaluate: Callable[[Config, int], Evaluation],
+    evaluate_batch: Callable[[list[Config], list[int]], list[Evaluation]] | None,
+    configs: list[Config],
+    seeds: list[int],
+    timeout_s: float | None,
+) -> Iterator[tuple[Evaluation, float]]:
+    """Each configuration's evaluation and its seconds, as each finishes. With ``evaluate_batch``
+    (a task that trains several configurations in one vectorised run) the whole batch finishes at
+    once and shares its seconds evenly; if it raises, each trial fails with its error."""
+    if evaluate_batch is not None and len(configs) > 1:
+        tic = time.perf_counter()
+        try:
+            evaluations = evaluate_batch(configs, seeds)
+        except BenchError:
+            raise
+        except Exception as error:  # noqa: BLE001 - as _evaluate, for the whole batch
+            log.warning(
+                "batched evaluation of %d configurations failed: %s: %s", len(configs), type(error).__name__, error
+            )
+            evaluations = [_failed(error)] * len(configs)
+        each = (time.perf_counter() - tic) / len(configs)
+        yield from ((evaluation, each) for evaluation in evaluations)
+        return
+    for config, seed in zip(configs, seeds, strict=True):
+        tic = time.perf_counter()
+        evaluation = _evaluate(evaluate, config, seed, timeout_s)
+        yield evaluation, time.perf_counter() - tic
+
+
+def _failed(error: Exception) -> Evaluation:
+    return Evaluation(objective=math.nan, status="failed", error=f"{type(error).__name__}: {error}")
+
+
 def _evaluate(
     evaluate: Callable[[Config, int], Evaluation], config: Config, seed: int, timeout_s: float | None = None
 ) -> Evaluation:
@@ -335,4 +381,4 @@ def _evaluate(
     except Exception as error:  # noqa: BLE001 - a crashing configuration must not end the run
         log.warning("evaluation of %s failed: %s: %s", config, type(error).__name__, error)
         log.debug("%s", traceback.format_exc())
-        return Evaluation(objective=math.nan, status="failed", error=f"{type(error).__name__}: {error}")
+        return _failed(error)

@@ -15,11 +15,16 @@ Momentum and L2 (optional hyperparameters, for hypergradient methods; at ``momen
 
 ``training_problem`` hands the same training to a hypergradient method as pure functions of the
 flat weights (``bench.protocols.TrainingProblem``): same initial weights, same batches.
+
+``evaluate_batch`` trains q configurations at once (``train_mlp_batch``): one batched matrix
+product per layer and step for all of them, each with its own initialisation and batch schedule,
+so each equals its ``evaluate`` up to float rounding.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -89,6 +94,25 @@ class BikeshareTask:
             schedule=self.schedule(seed),
             generator=torch.Generator(device=self.device).manual_seed(seed),
         )
+        return self._evaluation(weights, steps)
+
+    def evaluate_batch(self, configs: Sequence[Config], seeds: Sequence[int]) -> list[Evaluation]:
+        """``[evaluate(c, s) for c, s in zip(configs, seeds)]``, trained together: configurations
+        of similar width and length in one ``train_mlp_batch`` each (``similar_shapes``)."""
+        configs = [{**OPTIONAL, **config} for config in configs]
+        evaluations: list[Evaluation | None] = [None] * len(configs)
+        for group in similar_shapes(configs):
+            trained = train_mlp_batch(
+                *self.train,
+                configs=[configs[i] for i in group],
+                schedules=[self.schedule(seeds[i]) for i in group],
+                generators=[torch.Generator(device=self.device).manual_seed(seeds[i]) for i in group],
+            )
+            for i, (weights, steps) in zip(group, trained, strict=True):
+                evaluations[i] = self._evaluation(weights, steps)
+        return evaluations
+
+    def _evaluation(self, weights: tuple[torch.Tensor, torch.Tensor] | None, steps: int) -> Evaluation:
         if weights is None:
             return Evaluation(
                 objective=math.inf,
@@ -270,3 +294,98 @@ def train_mlp(
             if not all(bool(torch.isfinite(w).all()) for w in weights):
                 return None, done
     return weights, done
+
+
+PADDING_LIMIT = 1.5
+"""``similar_shapes`` pads a group's networks to at most this many times their own work."""
+STEP_OVERHEAD_UNITS = 8
+"""The fixed cost of a training step, in hidden units' worth of work (dispatch, gathers)."""
+
+
+def similar_shapes(configs: Sequence[Config]) -> list[list[int]]:
+    """Indices of ``configs`` in groups to train together: sorted by (hidden units, iterations)
+    and cut wherever padding the group to its widest and longest network would cost more than
+    ``PADDING_LIMIT`` times the work of its networks (a step of width h costs h + overhead)."""
+    order = sorted(range(len(configs)), key=lambda i: (configs[i]["hidden_nodes"], configs[i]["iterations"]))
+    groups: list[list[int]] = []
+    for i in order:
+        candidate = [*groups[-1], i] if groups else [i]
+        widths = [configs[j]["hidden_nodes"] + STEP_OVERHEAD_UNITS for j in candidate]
+        lengths = [configs[j]["iterations"] for j in candidate]
+        padded = len(candidate) * max(widths) * max(lengths)
+        if groups and padded <= PADDING_LIMIT * sum(w * t for w, t in zip(widths, lengths, strict=True)):
+            groups[-1] = candidate
+        else:
+            groups.append([i])
+    return groups
+
+
+def train_mlp_batch(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    configs: Sequence[Config],
+    schedules: Sequence[BatchSchedule],
+    generators: Sequence[torch.Generator],
+) -> list[tuple[tuple[torch.Tensor, torch.Tensor] | None, int]]:
+    """``train_mlp`` for q configurations at once; one (weights, steps) per configuration.
+
+    The q networks are stacked, padded to the widest hidden layer: a padded unit has zero weights
+    in and out, its outgoing weight's gradient is masked, so it never changes an output. Each step
+    is one batched product per layer for all q (``torch.bmm``), each network on its own batch of
+    its own schedule, with its own learning rate, momentum and L2 (momentum SGD, which at momentum
+    0 and l2 0 is the project's step). Networks train for the longest ``iterations`` and each stops
+    at its own; divergence is checked where ``train_mlp`` checks it (every ``schedule.chunk`` steps
+    and at the end), so the steps reported are the same. Shapes: q networks, B rows per batch,
+    n inputs, H = max hidden units.
+    """
+    q, n_in = len(configs), x.shape[1]
+    like = {"dtype": x.dtype, "device": x.device}
+    widths = [int(c["hidden_nodes"]) for c in configs]
+    lengths = torch.tensor([int(c["iterations"]) for c in configs], device=x.device)
+    w_ih, w_ho = torch.zeros(q, n_in, max(widths), **like), torch.zeros(q, max(widths), **like)
+    for i, (width, generator) in enumerate(zip(widths, generators, strict=True)):
+        first, second = init_weights(n_in, width, generator, x)  # the same draws as train_mlp
+        w_ih[i, :, :width], w_ho[i, :width] = first, second
+    unit = (torch.arange(max(widths), device=x.device) < torch.tensor(widths, device=x.device)[:, None]).to(x.dtype)
+
+    def column(name: str) -> torch.Tensor:
+        return torch.tensor([float(c[name]) for c in configs], **like)
+
+    learning_rate, momentum, l2 = column("learning_rate"), column("momentum"), column("l2")
+    momentum_ih, momentum_ho = momentum[:, None, None], momentum[:, None]
+    decay_ih, decay_ho = 1 - momentum_ih, 1 - momentum_ho
+    l2_ih, l2_ho = l2[:, None, None], l2[:, None, None]
+    batch = schedules[0].batch_size
+    v_ih, v_ho = torch.zeros_like(w_ih), torch.zeros_like(w_ho)
+    alive = torch.ones(q, dtype=torch.bool, device=x.device)
+    steps = lengths.clone()
+    chunk, total, done = schedules[0].chunk, int(lengths.max()), 0
+    with torch.no_grad():
+        while done < total:
+            rows = torch.stack([s.block(done // chunk) for s in schedules])[:, : total - done]  # (q, steps, B)
+            for t in range(rows.shape[1]):
+                xb, yb = x[rows[:, t]], y[rows[:, t]]  # (q, B, n), (q, B)
+                hidden = torch.sigmoid(torch.bmm(xb, w_ih))  # (q, B, H)
+                error = yb - torch.bmm(hidden, w_ho[:, :, None]).squeeze(-1)  # (q, B)
+                hidden_error_term = error[:, :, None] * w_ho[:, None, :] * hidden * (1 - hidden)
+                # g = -(backpropagated error) / B + l2 * w;  v <- momentum v - (1 - momentum) g
+                g_ih = torch.baddbmm(l2_ih * w_ih, xb.transpose(1, 2), hidden_error_term, alpha=-1 / batch)
+                g_ho = torch.baddbmm(
+                    l2_ho * w_ho[:, :, None], hidden.transpose(1, 2), error[:, :, None], alpha=-1 / batch
+                )
+                v_ih.mul_(momentum_ih).addcmul_(decay_ih, g_ih, value=-1)
+                v_ho.mul_(momentum_ho).addcmul_(decay_ho, g_ho.squeeze(-1) * unit, value=-1)
+                step = learning_rate * (alive & (done + t < lengths))  # 0 for networks done or diverged
+                w_ih.addcmul_(step[:, None, None], v_ih)
+                w_ho.addcmul_(step[:, None], v_ho)
+            trained_here = alive & (lengths > done)
+            done += rows.shape[1]
+            finite = torch.isfinite(w_ih).flatten(1).all(1) & torch.isfinite(w_ho).all(1)
+            diverged = trained_here & ~finite
+            steps = torch.where(diverged, torch.clamp(lengths, max=done), steps)
+            alive &= finite | ~trained_here
+    return [
+        ((w_ih[i, :, :width].clone(), w_ho[i, :width].clone()) if bool(alive[i]) else None, int(steps[i]))
+        for i, width in enumerate(widths)
+    ]

@@ -83,12 +83,27 @@ def test_text_benchmark_times_cold_disk_and_warm_trials_and_drmad_against_traini
     assert "| drmad K=T (finite_difference)" in done.stdout
 
 
+def test_batched_benchmark_times_both_paths_on_the_same_networks(tmp_path):
+    done, records = perf(tmp_path, "batched", "--q", "2,3", "--iterations", "60", "--devices", "cpu")
+    assert [(r["space"], r["q"], r["device"]) for r in records] == [
+        ("fixed shape", 2, "cpu"),
+        ("fixed shape", 3, "cpu"),
+        ("full space", 2, "cpu"),
+        ("full space", 3, "cpu"),
+    ]
+    for record in records:
+        assert record["speedup"] == record["sequential_seconds"] / record["batched_seconds"]
+        assert record["same_status"] and record["max_relative_difference"] < 1e-4
+    assert "| fixed shape | cpu | 3 |" in done.stdout
+
+
 def test_bad_benchmark_arguments_are_one_line_errors(tmp_path):
     for arguments in (
         ["hypergrad", "--steps", "0"],
         ["methods", "--sizes", "x"],
         ["agreement", "--tasks", "nope"],
         ["text", "--epochs", "0"],
+        ["batched", "--q", "0"],
     ):
         done = run_module("bench.perf", *arguments, cwd=tmp_path)
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr

@@ -3,9 +3,16 @@ import pytest
 import torch
 
 from bench.app import build
+from bench.budget import Budget
 from bench.errors import BenchError
-from tasks.bikeshare import RUBRIC_TRAIN, RUBRIC_VALIDATION, predict, udacity_step
+from bench.runner import run, trial_seed
+from methods.random_search import RandomSearch
+from tasks.bikeshare import RUBRIC_TRAIN, RUBRIC_VALIDATION, predict, similar_shapes, udacity_step
 from tests.helpers import TINY, bench_config
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible")
+BATCH_SPACE = ["task.space.iterations.high=400", "task.space.hidden_nodes.high=24"]
+"""Short trainings of mixed widths and lengths (the batched test trains each twice)."""
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +89,42 @@ def test_the_space_must_declare_the_three_hyperparameters():
     cfg = bench_config(*TINY, "~task.space.hidden_nodes")
     with pytest.raises(BenchError, match=r"missing \['hidden_nodes'\]"):
         build(cfg)
+
+
+def batch_of_configs(space, q=10):
+    """Random configurations of mixed widths and lengths (momentum and l2 free), one diverging."""
+    configs = RandomSearch(space, 0).ask(q)
+    configs[3] = {**configs[3], "learning_rate": 1e3}  # diverges within its first chunk of steps
+    return configs, [trial_seed(7, i) for i in range(q)]
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_a_batch_trained_together_equals_each_configuration_trained_alone(device):
+    """Seed for seed, in float64 (in float32 a configuration at the edge of divergence turns the
+    rounding of a batched product into visibly different training)."""
+    experiment = build(bench_config(*BATCH_SPACE, "task.dtype=float64", f"device={device}"))
+    task = experiment.task
+    configs, seeds = batch_of_configs(task.space)
+    assert len(similar_shapes(configs)) < len(configs)  # some are trained together
+    together = task.evaluate_batch(configs, seeds)
+    for config, seed, batched in zip(configs, seeds, together, strict=True):
+        alone = task.evaluate(config, seed)
+        assert (batched.status, batched.cost_steps) == (alone.status, alone.cost_steps)
+        if alone.ok:
+            assert batched.objective == pytest.approx(alone.objective, rel=1e-9)
+            assert batched.test["mse"] == pytest.approx(alone.test["mse"], rel=1e-9)
+            assert batched.metrics == pytest.approx(alone.metrics, rel=1e-9)
+    assert [e.status for e in together].count("diverged") == 1
+
+
+def test_a_run_with_batches_records_the_trials_of_one_without(tmp_path):
+    experiment = build(bench_config(*BATCH_SPACE, "task.dtype=float64", "method=random"))
+
+    def trials(vectorise):
+        method = RandomSearch(experiment.task.space, 3)
+        result = run(experiment.task, method, Budget(evaluations=10), 3, batch_size=4, vectorise=vectorise)
+        return [(t.index, t.config, t.seed, t.evaluation.status, t.evaluation.objective) for t in result.trials]
+
+    batched, sequential = trials(True), trials(False)
+    assert [t[:4] for t in batched] == [t[:4] for t in sequential]
+    assert [t[4] for t in batched] == pytest.approx([t[4] for t in sequential], rel=1e-9)
