@@ -7,11 +7,17 @@ unpenalised). Initial weights N(0, 1/fan_in), biases 0. Defaults as the authors'
 0.05, momentum 0.95, L2 exp(-4). Objective: validation cross-entropy (what the hypergradient
 lowers); test metric: test error in percent; also recorded: validation error and training loss.
 Data: ``tasks.mnist_data`` (MNIST, Fashion-MNIST or scikit-learn's digits; the run names which).
+
+``evaluate_batch`` trains q configurations at once: every configuration has the same network, so
+the q weight vectors are stacked and each step's gradients come from one ``torch.func.vmap`` of
+the training loss's gradient, each network on its own batch with its own learning rate, momentum,
+L2 and length; each equals its ``evaluate`` up to float rounding.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -69,6 +75,38 @@ class MnistMLPTask:
         l2 = torch.tensor([config["l2"]], dtype=self.dtype, device=self.device)
         w_final, _, _ = momentum_sgd(problem, config["learning_rate"], config["momentum"], l2)
         return replace(problem.score(w_final), cost_steps=problem.steps)
+
+    def evaluate_batch(self, configs: Sequence[Config], seeds: Sequence[int]) -> list[Evaluation]:
+        """``[evaluate(c, s) for c, s in zip(configs, seeds)]``, trained together: the momentum SGD
+        of ``bench.training`` on a ``(q, P)`` stack of weights, each step's q losses through one
+        batched forward pass (``batched_logits``) and their gradients through one backward pass."""
+        problems = [self.training_problem(config, seed) for config, seed in zip(configs, seeds, strict=True)]
+        schedules = [BatchSchedule(len(self.train[1]), self.batch_size, seed, self.device) for seed in seeds]
+        like = {"dtype": self.dtype, "device": self.device}
+
+        def column(name: str) -> torch.Tensor:
+            return torch.tensor([float(config[name]) for config in configs], **like)[:, None]  # (q, 1)
+
+        learning_rate, momentum, l2 = column("learning_rate"), column("momentum"), column("l2")
+        lam = l2 * (problems[0].l2_groups >= 0)  # (q, P): the universal penalty on weights, none on biases
+        lengths = torch.tensor([problem.steps for problem in problems], device=self.device)
+        w = torch.stack([problem.w0 for problem in problems])
+        v = torch.zeros_like(w)
+        x, y = self.train
+        total, chunk, done = int(lengths.max()), schedules[0].chunk, 0
+        while done < total:
+            rows = torch.stack([schedule.block(done // chunk) for schedule in schedules])[:, : total - done]
+            for t in range(rows.shape[1]):
+                with torch.enable_grad():
+                    leaf = w.detach().requires_grad_(True)
+                    logits = self.batched_logits(leaf, x[rows[:, t]])  # (q, B, 10)
+                    losses = F.cross_entropy(logits.flatten(0, 1), y[rows[:, t]].flatten(), reduction="none")
+                    (g,) = torch.autograd.grad(losses.view(len(configs), -1).mean(1).sum(), leaf)
+                g = g + lam * w  # as bench.training.sgd_steps, row by row
+                v = momentum * v - (1 - momentum) * g
+                w = w + (learning_rate * (done + t < lengths)[:, None]) * v  # a network past its length stays put
+            done += rows.shape[1]
+        return [replace(problem.score(w[i]), cost_steps=problem.steps) for i, problem in enumerate(problems)]
 
     def training_problem(self, config: Config, seed: int, l2_granularity: str = "universal") -> TrainingProblem:
         """w = [W_1 (in x out) row-major, b_1, W_2, b_2, ...]. L2 groups: ``universal`` one for all
@@ -140,6 +178,18 @@ class MnistMLPTask:
             bias = w[offset + n_in * n_out : offset + n_in * n_out + n_out]
             offset += n_in * n_out + n_out
             h = h @ weight + bias
+            if k < len(self.sizes) - 2:
+                h = torch.tanh(h)
+        return h
+
+    def batched_logits(self, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``logits`` of q networks at once: ``w`` (q, P), ``x`` (q, n, pixels) -> (q, n, 10)."""
+        q, offset, h = len(w), 0, x
+        for k, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
+            weight = w[:, offset : offset + n_in * n_out].reshape(q, n_in, n_out)
+            bias = w[:, offset + n_in * n_out : offset + n_in * n_out + n_out]
+            offset += n_in * n_out + n_out
+            h = torch.baddbmm(bias[:, None, :], h, weight)
             if k < len(self.sizes) - 2:
                 h = torch.tanh(h)
         return h

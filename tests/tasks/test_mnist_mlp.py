@@ -11,11 +11,14 @@ import torch
 
 from bench.app import build
 from bench.errors import BenchError
+from bench.runner import trial_seed
 from methods.drmad import Hyperparameters, exact_hypergradient, train
+from methods.random_search import RandomSearch
 from tasks.mnist_data import FILES, load_images, read_idx
 from tests.helpers import bench_config, run_bench
 from tests.methods.test_drmad import finite_differences
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible")
 TINY_MNIST = [
     "task=mnist_mlp",
     "task.dataset=digits",
@@ -118,3 +121,18 @@ def test_the_drmad_mnist_preset_prints_the_paper_table_beside_its_own_trials(tmp
         f"{trials['exact_hypergrad'][30]:.2f}% (1 run)",
     ]
     assert "| published (Fu et al. 2016" in done.stdout and "15.10%" in done.stdout
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_a_batch_trained_together_equals_each_configuration_trained_alone(device):
+    """Seed for seed (float64), with lengths that differ: each network stops at its own."""
+    overrides = ["task.dtype=float64", "task.space.iterations.high=40", f"device={device}"]
+    task = build(bench_config(*TINY_MNIST, *overrides)).task
+    configs = RandomSearch(task.space, 0).ask(5)
+    seeds = [trial_seed(2, i) for i in range(5)]
+    assert len({c["iterations"] for c in configs}) > 1
+    for config, seed, together in zip(configs, seeds, task.evaluate_batch(configs, seeds), strict=True):
+        alone = task.evaluate(config, seed)
+        assert (together.status, together.cost_steps) == (alone.status, alone.cost_steps)
+        assert together.objective == pytest.approx(alone.objective, rel=1e-10)
+        assert together.test == pytest.approx(alone.test, rel=1e-10)
