@@ -14,7 +14,9 @@ A method, run through the real runner on a task it accepts:
 
 A task: ``describe()`` is JSON (no NaN, no objects), ``test_metric`` is a key of its evaluations'
 ``test``, ``public_metrics`` names metrics it reports, and evaluating the default configuration
-twice with one seed gives the same objective.
+twice with one seed gives the same objective. A task that trains batches (``BatchTask``) gives,
+for the default configuration and another seed trained together, what it gives for each alone
+(status and steps equal, objective within a relative 1e-4: float rounding, not another training).
 
 A failed check raises ``ConformanceError`` with one line saying which rule broke and how.
 """
@@ -28,7 +30,7 @@ from typing import Any
 
 from bench.budget import Budget
 from bench.errors import BenchError
-from bench.protocols import Evaluation, Method, Task
+from bench.protocols import BatchTask, Evaluation, Method, Task
 from bench.runner import RunResult, run
 from bench.space import Config
 
@@ -116,6 +118,19 @@ def check_task(task: Task, seed: int = 0) -> None:
             f"{name}: the default configuration with seed {seed} gave objectives {first.objective!r} and "
             f"{second.objective!r}"
         )
+    if isinstance(task, BatchTask):
+        configs, seeds = [task.space.default, task.space.default], [seed, seed + 1]
+        alone = [first, task.evaluate(configs[1], seeds[1])]
+        for k, together in enumerate(task.evaluate_batch(configs, seeds)):
+            close = together.objective == alone[k].objective or math.isclose(
+                together.objective, alone[k].objective, rel_tol=1e-4
+            )
+            if (together.status, together.cost_steps) != (alone[k].status, alone[k].cost_steps) or not close:
+                raise ConformanceError(
+                    f"{name}.evaluate_batch: seed {seeds[k]} trained in a batch gave {together.status} "
+                    f"{together.objective!r} in {together.cost_steps} steps, alone {alone[k].status} "
+                    f"{alone[k].objective!r} in {alone[k].cost_steps} steps"
+                )
 
 
 def _table(result: RunResult) -> list[tuple[Any, ...]]:

@@ -10,7 +10,7 @@ from bench.app import build
 from bench.budget import Budget
 from bench.conformance import ConformanceError, check_method, check_task, same_trials
 from methods.random_search import RandomSearch
-from tests.helpers import bench_config
+from tests.helpers import TINY, bench_config
 
 BUDGET = Budget(evaluations=6)
 
@@ -148,3 +148,27 @@ def test_a_broken_task_fails_for_its_reason(branin, wrapper, message):
     with pytest.raises(ConformanceError) as error:
         check_task(wrapper(branin))
     assert message in str(error.value)
+
+
+class SeedBlindBatch:
+    """A batch task that trains every configuration of a batch with the batch's first seed."""
+
+    def __init__(self, task):
+        self.task, self.space = task, task.space
+        self.test_metric, self.public_metrics = task.test_metric, task.public_metrics
+
+    def evaluate(self, config, seed):
+        return self.task.evaluate(config, seed)
+
+    def describe(self):
+        return self.task.describe()
+
+    def evaluate_batch(self, configs, seeds):
+        return self.task.evaluate_batch(configs, [seeds[0]] * len(seeds))
+
+
+def test_a_batch_task_that_ignores_a_seed_fails():
+    task = build(bench_config(*TINY)).task
+    check_task(task)
+    with pytest.raises(ConformanceError, match=r"SeedBlindBatch.evaluate_batch: seed 1 trained in a batch gave ok"):
+        check_task(SeedBlindBatch(task))
