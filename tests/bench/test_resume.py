@@ -97,3 +97,27 @@ def test_a_sweep_resumed_keeps_completed_runs_and_refuses_a_new_run_in_a_used_fo
     assert resumed.returncode == 0, resumed.stderr
     assert {p: p.stat().st_mtime_ns for p in sweep.rglob(RUN_FILE)} == stamps  # completed runs are not rerun
     assert "2 runs under" in resumed.stdout
+
+
+def test_the_same_command_twice_gives_identical_trial_tables(tmp_path):
+    """Every tuning method, black-box and hypergradient, on bikeshare: two runs of one command."""
+    sweeps = {}
+    for name in ("first", "second"):
+        sweeps[name] = tmp_path / name
+        done = run_bench(
+            "-m",
+            *SLOW_ENOUGH,
+            "+task.space.hidden_nodes.fixed=4",
+            "method=random,gp_ei,gp_ts,skopt_gp,drmad",
+            "budget.evaluations=4",
+            "seed=5",
+            f"hydra.sweep.dir={sweeps[name]}",
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    runs = sorted(sweeps["first"].glob("*_s5"))
+    assert len(runs) == 5
+    for first in runs:
+        expected, got = read_trials(first), read_trials(sweeps["second"] / first.name)
+        assert len(expected) == 4
+        pd.testing.assert_frame_equal(comparable(got), comparable(expected))
