@@ -33,7 +33,7 @@ from bench import analysis, plots
 from bench.errors import BenchError
 from bench.files import fsync_tree
 from bench.papers import paper_table
-from bench.report import CAPTION, render, summarise
+from bench.report import CAPTION, number, render, summarise
 
 
 @dataclass
@@ -66,10 +66,6 @@ def _shared_methods(runs: pd.DataFrame) -> int:
     return len(set.intersection(*per_task)) if len(per_task) else 0
 
 
-def _n(value: float, digits: int = 4) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
-
-
 def sections(
     runs: pd.DataFrame,
     trials: pd.DataFrame,
@@ -97,13 +93,13 @@ def sections(
     table, curves = analysis.anytime(runs, trials, best_grids)
     shown = table.assign(
         fraction=table["fraction"].map(lambda f: f"{f:.0%}"),
-        budget=table["budget"].map(_n),
+        budget=table["budget"].map(number),
         **{
             "best so far: median [IQR]": [
-                f"{_n(m)} [{_n(a)}, {_n(b)}]" for m, a, b in table[["median", "q25", "q75"]].to_numpy()
+                f"{number(m)} [{number(a)}, {number(b)}]" for m, a, b in table[["median", "q25", "q75"]].to_numpy()
             ]
         },
-        regret=table["regret"].map(lambda r: _n(r, 3)),
+        regret=table["regret"].map(lambda r: number(r, 3)),
     )[["task", "method", "axis", "fraction", "budget", "best so far: median [IQR]", "regret", "runs"]]
     out.append(
         Section(
@@ -157,18 +153,18 @@ def sections(
                 for p, a, b in compared[["p_best_better", "p_low", "p_high"]].to_numpy()
             ],
             "verdict": compared["verdict"],
-            "target": compared["target"].map(_n),
+            "target": compared["target"].map(number),
             "reached": compared["reached"].map(lambda r: f"{r:.0%}"),
             "steps to target: median": compared["steps_to_target"].map(
-                lambda v: "not reached" if v == math.inf else _n(v)
+                lambda v: "not reached" if v == math.inf else number(v)
             ),
             "seconds to target: median": compared["seconds_to_target"].map(
-                lambda v: "not reached" if v == math.inf else _n(v, 3)
+                lambda v: "not reached" if v == math.inf else number(v, 3)
             ),
             "time outside evaluation": compared["outside_evaluation"].map(
                 lambda v: "-" if not math.isfinite(v) else f"{v:.1%}"
             ),
-            "test: median": [f"{_n(v)} ({m})" for v, m in compared[["test_median", "test_metric"]].to_numpy()],
+            "test: median": [f"{number(v)} ({m})" for v, m in compared[["test_median", "test_metric"]].to_numpy()],
         }
     )
     out.append(
@@ -241,7 +237,10 @@ def sections(
                 "N random-search trials run (every seed pooled), in closed form, and its standard deviation.",
                 raw=expected,
                 shown=picks.assign(
-                    **{"expected best": picks["expected_best"].map(_n), "sd": picks["sd"].map(lambda v: _n(v, 3))}
+                    **{
+                        "expected best": picks["expected_best"].map(number),
+                        "sd": picks["sd"].map(lambda v: number(v, 3)),
+                    }
                 )[["task", "n", "expected best", "sd", "N"]],
                 figures=[plots.expected_best(expected, figures / "expected_best")],
             )

@@ -110,14 +110,14 @@ def render(table: pd.DataFrame, fmt: str = "markdown") -> str:
             "task": table["task"],
             "method": table["method"],
             "runs": table["runs"],
-            "trials": table["trials"].map(_number),
+            "trials": table["trials"].map(number),
             "best validation: median [IQR]": [
-                f"{_number(m)} [{_number(a)}, {_number(b)}]"
+                f"{number(m)} [{number(a)}, {number(b)}]"
                 for m, a, b in zip(table["best_median"], table["best_q25"], table["best_q75"], strict=True)
             ],
-            "retrained validation: median": table["retrained_median"].map(_number),
+            "retrained validation: median": table["retrained_median"].map(number),
             "test: median": [
-                f"{_number(v)} ({name})" for v, name in zip(table["test_median"], table["test_metric"], strict=True)
+                f"{number(v)} ({name})" for v, name in zip(table["test_median"], table["test_metric"], strict=True)
             ],
             "steps: median": [
                 _steps(steps, share, short)
@@ -125,7 +125,7 @@ def render(table: pd.DataFrame, fmt: str = "markdown") -> str:
                     table["steps_median"], table["steps_budget_share"], table["short_of_budget"], strict=True
                 )
             ],
-            "seconds: median": table["seconds_median"].map(_number),
+            "seconds: median": table["seconds_median"].map(number),
             "rubric: trial": table["rubric_trial"].map(_rate),
             "rubric: retrained": table["rubric_retrained"].map(_rate),
             "wins": [f"{w}/{n}" for w, n in zip(table["wins"], table["runs"], strict=True)],
@@ -142,10 +142,9 @@ def render(table: pd.DataFrame, fmt: str = "markdown") -> str:
     return shown.to_markdown(index=False, disable_numparse=True)
 
 
-def _number(value: float) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:.4g}"
+def number(value: float | None, digits: int = 4) -> str:
+    """A table cell: ``digits`` significant digits, ``-`` for a missing or non-finite value."""
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
 
 
 def _rate(rate: float) -> str:
