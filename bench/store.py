@@ -90,6 +90,7 @@ class RunStore:
         recorded = read_meta(directory)
         check_resumable(directory, recorded, meta)
         rows = _drop_torn_line(directory / TRIALS_JSONL)
+        (directory / TRIALS_PARQUET).unlink(missing_ok=True)  # written again when the run ends
         ended = ("ended", "stop_reason", "seconds", "incumbent", "final", "error", "n_trials", "method_errors")
         kept = {key: value for key, value in recorded.items() if key not in ended}
         resumed = {**meta, **kept, "status": "running", "resumed": [*recorded.get("resumed", []), now()]}

@@ -277,6 +277,10 @@ class HypergradientDescent:
     rejects the step: the hyperparameters go back to the last finite point and the meta step size
     halves. The continuous hyperparameters stay inside the task's search space (projected steps).
 
+    Resume: each trial records theta (its hyperparameters in these coordinates) and its
+    hypergradient in its metrics; ``restore`` and ``tell`` rebuild the meta-optimiser's state from
+    them step by step, bit for bit, without training again.
+
     The space decides what is tuned: the continuous hyperparameters it leaves free are moved by the
     meta-steps, those it fixes (``task.space.<name>.fixed``) keep their value. A space that leaves
     any other hyperparameter free is refused: black-box methods would tune it and this method
