@@ -42,7 +42,16 @@ from bench.provenance import provenance
 from bench.report import CAPTION, render, summarise
 from bench.runner import run
 from bench.space import SearchSpace
-from bench.store import RUN_FILE, TRIALS_JSONL, RunStore, check_resumable, find_runs, load_runs, read_meta, read_rows
+from bench.store import (
+    RUN_FILE,
+    TRIALS_JSONL,
+    RunStore,
+    check_same_experiment,
+    find_runs,
+    load_runs,
+    read_meta,
+    recorded_trials,
+)
 
 log = logging.getLogger("bench")
 schema.register()
@@ -213,6 +222,12 @@ def job(cfg: DictConfig) -> float | None:
     except KeyboardInterrupt:
         store.finish(None, "interrupted")
         raise
+    except BenchError as error:
+        if store.recorded is not None and not store.appended:  # a resume refused while replaying its record
+            store.undo_resume()
+            raise RunFailed(str(error)) from None
+        store.finish(None, "failed", error=f"{type(error).__name__}: {error}")
+        raise
     except BaseException as error:
         store.finish(None, "failed", error=f"{type(error).__name__}: {error}")
         raise
@@ -267,9 +282,9 @@ def check_output(out: Path, meta: Mapping[str, Any], resume: bool) -> dict[str, 
             f"{out} already holds run {recorded.get('run_id')} ({recorded.get('status')}): add resume=true to "
             "continue it, or choose another output directory (hydra.run.dir=... or hydra.sweep.dir=...)"
         )
+    check_same_experiment(out, recorded, meta)  # a completed run is kept only for the same experiment
     if recorded.get("status") != "completed":
-        check_resumable(out, recorded, meta)
-        read_rows(out / TRIALS_JSONL)  # a damaged record is refused before anything is written
+        recorded_trials(out / TRIALS_JSONL)  # a damaged record is refused before anything is written
     return recorded
 
 

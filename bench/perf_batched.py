@@ -47,7 +47,7 @@ def measure(space: str, q: int, device: str, iterations: int) -> dict:
     configs = RandomSearch(task.space, 0).ask(q)
     seeds = [trial_seed(0, i) for i in range(q)]
     task.evaluate_batch(configs[:2], seeds[:2])  # warm-up: kernels, allocator
-    synchronise = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    synchronise = (lambda: torch.cuda.synchronize(device)) if device.startswith("cuda") else (lambda: None)
     tic = time.perf_counter()
     alone = [task.evaluate(config, seed) for config, seed in zip(configs, seeds, strict=True)]
     synchronise()

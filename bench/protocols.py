@@ -107,7 +107,8 @@ class Method(Protocol):
     Two things the runner relies on. Determinism: a method built with the same seed and told the
     same outcomes asks the same configurations (resuming a run replays its record through the
     method and checks each proposal). Faults: a method may declare ``fallback(n) -> list[Config]``,
-    a simpler proposal (random) the runner uses once when ``ask`` raises.
+    a simpler proposal (random) the runner uses once when ``ask`` raises; a ``tell`` that raises
+    is called once more, so it should change nothing when it raises.
     """
 
     def ask(self, n: int) -> list[Config]: ...

@@ -201,7 +201,14 @@ def run(
                 evaluations.append(trial.evaluation)
                 bar.update(1)
             clock = time.perf_counter() - start + simulated_extra
-            fresh = _evaluations(evaluate, evaluate_batch, configs[replayed:], seeds[replayed:], trial_timeout_s)
+            if evaluate_batch is not None and 0 < replayed < len(configs):
+                # a batch cut by a kill: trained whole again, grouped as it was, so that its new trials
+                # round as they would have; they carry the whole batch's seconds
+                whole = list(_evaluations(evaluate, evaluate_batch, configs, seeds, trial_timeout_s))
+                share = sum(seconds for _, seconds in whole) / (len(configs) - replayed)
+                fresh = iter([(evaluation, share) for evaluation, _ in whole[replayed:]])
+            else:
+                fresh = _evaluations(evaluate, evaluate_batch, configs[replayed:], seeds[replayed:], trial_timeout_s)
             for k, (evaluation, measured) in enumerate(fresh, start=replayed):
                 config, training_seed = configs[k], seeds[k]
                 if trains_itself and trial_timeout_s is not None:  # trained in a worker: take its state
@@ -317,6 +324,10 @@ def _suggestion(task: Task, method: Method, config: Config) -> Config:
         raise RuntimeError(str(error)) from None
 
 
+class TrialTimeout(Exception):  # noqa: N818 - named for what happened, as TimeoutError
+    """A trial ran past ``trial_timeout_s`` and its worker was stopped."""
+
+
 def in_worker(evaluate: Callable[[Config, int], Evaluation], timeout_s: float) -> Callable[[Config, int], Evaluation]:
     """``evaluate`` in a forked worker process that ``pebble`` kills after ``timeout_s`` seconds.
 
@@ -326,7 +337,12 @@ def in_worker(evaluate: Callable[[Config, int], Evaluation], timeout_s: float) -
     worker = concurrent.process(timeout=timeout_s, context=multiprocessing.get_context("fork"))(evaluate)
 
     def evaluate_with_timeout(config: Config, seed: int) -> Evaluation:
-        return worker(config, seed).result()
+        try:
+            return worker(config, seed).result()
+        except TimeoutError as error:
+            if error.args[:1] == ("Task Timeout",):  # pebble's, not one the task raised itself
+                raise TrialTimeout(timeout_s) from None
+            raise
 
     evaluate_with_timeout.timeout_s = timeout_s  # type: ignore[attr-defined]
     return evaluate_with_timeout
@@ -374,7 +390,7 @@ def _evaluate(
         return evaluate(config, seed)
     except BenchError:
         raise
-    except TimeoutError:
+    except TrialTimeout:
         log.warning("evaluation of %s ran past trial_timeout_s=%g s and was stopped", config, timeout_s)
         error = f"timeout: ran past trial_timeout_s={timeout_s:g} s"
         return Evaluation(objective=math.nan, status="failed", error=error)

@@ -61,6 +61,8 @@ class RunStore:
         self.test_metric = test_metric
         self.identity = {key: meta[key] for key in ("run_id", "task", "method", "seed")}
         self._trials = open(self.directory / TRIALS_JSONL, "a", encoding="utf-8")  # noqa: SIM115
+        self.appended = False  # whether this process has appended a trial
+        self.recorded: bytes | None = None  # run.json as a resume found it
 
     @classmethod
     def create(cls, directory: Path, meta: dict[str, Any], test_metric: str) -> RunStore:
@@ -88,17 +90,32 @@ class RunStore:
         """
         directory = Path(directory)
         recorded = read_meta(directory)
-        check_resumable(directory, recorded, meta)
-        rows = _drop_torn_line(directory / TRIALS_JSONL)
-        (directory / TRIALS_PARQUET).unlink(missing_ok=True)  # written again when the run ends
+        original = (directory / RUN_FILE).read_bytes()
+        if recorded.get("status") == "completed":
+            raise BenchError(f"{directory}: the run there has completed; nothing to resume")
+        check_same_experiment(directory, recorded, meta)
+        trials = recorded_trials(directory / TRIALS_JSONL)
+        _drop_torn_line(directory / TRIALS_JSONL)
         ended = ("ended", "stop_reason", "seconds", "incumbent", "final", "error", "n_trials", "method_errors")
         kept = {key: value for key, value in recorded.items() if key not in ended}
-        resumed = {**meta, **kept, "status": "running", "resumed": [*recorded.get("resumed", []), now()]}
+        when = {"at": now(), "device": meta.get("device"), "provenance": meta.get("provenance")}
+        resumed = {**meta, **kept, "status": "running", "resumed": [*recorded.get("resumed", []), when]}
         write_json(directory / RUN_FILE, resumed)
-        log.info("resuming %s: %d trial(s) recorded", recorded["run_id"], len(rows))
-        return cls(directory, resumed, test_metric), [recorded_trial(row) for row in rows]
+        log.info("resuming %s: %d trial(s) recorded", recorded["run_id"], len(trials))
+        store = cls(directory, resumed, test_metric)
+        store.recorded = original
+        return store, trials
+
+    def undo_resume(self) -> None:
+        """Put back the ``run.json`` of before ``resume`` (nothing was appended since): a resume
+        refused while replaying leaves the run as it found it."""
+        self._trials.close()
+        write_atomically(self.directory / RUN_FILE, lambda tmp: tmp.write_bytes(self.recorded))
 
     def append(self, trial: Trial) -> None:
+        if not self.appended:  # a resumed run: the table of an earlier end is out of date from now
+            (self.directory / TRIALS_PARQUET).unlink(missing_ok=True)
+            self.appended = True
         self._trials.write(json.dumps(_clean(trial_row(self.identity, trial, self.test_metric))) + "\n")
         self._trials.flush()
         os.fsync(self._trials.fileno())
@@ -227,10 +244,9 @@ def read_meta(directory: Path) -> dict[str, Any]:
         raise BenchError(f"{path}: not a valid run record ({error}); move the folder away or remove it") from None
 
 
-def check_resumable(directory: Path, recorded: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
-    """Refuse to resume a run of another experiment: one line naming the first differences."""
-    if recorded.get("status") == "completed":
-        raise BenchError(f"{directory}: the run there has completed; nothing to resume")
+def check_same_experiment(directory: Path, recorded: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    """Refuse to resume (or to keep, if it completed) a run of another experiment or seed: one
+    line naming the first differences."""
     ours = {"seed": meta.get("seed"), **flatten(run_identity(meta))}
     theirs = {"seed": recorded.get("seed"), **flatten(run_identity(recorded))}
     differences = [key for key in sorted(ours.keys() | theirs.keys()) if ours.get(key) != theirs.get(key)]
@@ -241,6 +257,22 @@ def check_resumable(directory: Path, recorded: Mapping[str, Any], meta: Mapping[
             f"cannot resume {directory}: this command defines another experiment: {shown}{more}; "
             "resume with the command that made it, or choose another output directory"
         )
+
+
+def recorded_trials(path: Path) -> list[Trial]:
+    """The trials of a ``trials.jsonl`` (a torn last line left out); a one-line error for a row
+    that is not a whole trial record, or out of order."""
+    trials = []
+    for number, row in enumerate(read_rows(path)[0], start=1):
+        try:
+            trials.append(recorded_trial(row))
+        except (KeyError, TypeError, ValueError) as error:
+            raise BenchError(
+                f"{path}: line {number} is not a whole trial record ({error!r}); the file is damaged"
+            ) from None
+        if trials[-1].index != number - 1:
+            raise BenchError(f"{path}: line {number} holds trial {trials[-1].index}; the file is damaged")
+    return trials
 
 
 def recorded_trial(row: Mapping[str, Any]) -> Trial:
@@ -307,13 +339,11 @@ def read_rows(path: Path) -> tuple[list[dict[str, Any]], bool]:
     return rows, bool(last)
 
 
-def _drop_torn_line(path: Path) -> list[dict[str, Any]]:
-    """The rows of ``path``, after rewriting it (atomically) without a torn last line."""
+def _drop_torn_line(path: Path) -> None:
+    """Rewrite ``path`` (atomically) without a torn last line, so that appending can go on."""
     rows, torn = read_rows(path)
     if torn:
-        text = "".join(json.dumps(row) + "\n" for row in rows)
-        files.write_text(path, text)
-    return rows
+        files.write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def _flatten(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -381,7 +381,12 @@ class HypergradientDescent:
         """Take the state ``evaluate(task, config, seed)`` would have left, from its recorded
         ``evaluation`` (a resumed run's record, or a trial trained in a worker process): the
         hyperparameters must be the recorded ones, and ``tell`` gets the recorded hypergradient."""
-        _, theta, retraining = self._prepare(task, config, seed)
+        try:
+            _, theta, retraining = self._prepare(task, config, seed)
+        except Exception:
+            if evaluation.status == "failed":  # the trial failed the same way: evaluate left no state either
+                return
+            raise
         if retraining:
             return
         recorded = evaluation.metrics.get("theta")

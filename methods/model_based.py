@@ -70,10 +70,10 @@ class ModelBasedMethod:
         return batch
 
     def tell(self, configs: Sequence[Config], evaluations: Sequence[Evaluation]) -> None:
-        for config, evaluation in zip(configs, evaluations, strict=True):
-            self.configs.append(dict(config))
-            self.objectives.append(evaluation.objective if evaluation.ok else math.nan)
-            self.seen.add(self.key(config))
+        told = [(dict(c), e.objective if e.ok else math.nan) for c, e in zip(configs, evaluations, strict=True)]
+        self.configs.extend(config for config, _ in told)  # all or nothing: a tell that raises is retried
+        self.objectives.extend(objective for _, objective in told)
+        self.seen.update(self.key(config) for config, _ in told)
 
     # ------------------------------------------------------------------------------ for subclasses
     def propose(self, n: int, pending: list[Config]) -> list[Config]:

@@ -9,9 +9,9 @@ lowers); test metric: test error in percent; also recorded: validation error and
 Data: ``tasks.mnist_data`` (MNIST, Fashion-MNIST or scikit-learn's digits; the run names which).
 
 ``evaluate_batch`` trains q configurations at once: every configuration has the same network, so
-the q weight vectors are stacked and each step's gradients come from one ``torch.func.vmap`` of
-the training loss's gradient, each network on its own batch with its own learning rate, momentum,
-L2 and length; each equals its ``evaluate`` up to float rounding.
+the q weight vectors are stacked and each step is one batched forward pass (``torch.baddbmm``
+per layer) and one backward pass for all q, each network on its own batch with its own learning
+rate, momentum, L2 and length; each equals its ``evaluate`` up to float rounding.
 """
 
 from __future__ import annotations

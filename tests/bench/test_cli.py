@@ -140,11 +140,33 @@ def _remove_run_json(run):
     (run / RUN_FILE).unlink()
 
 
+def _interrupted(run):
+    meta = json.loads((run / RUN_FILE).read_text())
+    (run / RUN_FILE).write_text(json.dumps({**meta, "status": "interrupted"}))
+
+
+def _half_a_record(run):
+    lines = (run / TRIALS_JSONL).read_text().splitlines()
+    (run / TRIALS_JSONL).write_text("\n".join([lines[0], '{"trial": 1}', *lines[2:]]) + "\n")
+    _interrupted(run)
+
+
+def _another_proposal(run):
+    rows = [json.loads(line) for line in (run / TRIALS_JSONL).read_text().splitlines()]
+    rows[1]["config"]["learning_rate"] *= 1.5
+    (run / TRIALS_JSONL).write_text("".join(json.dumps(row) + "\n" for row in rows))
+    _interrupted(run)
+
+
 DAMAGED = [  # (what is done to a finished 3-trial run, extra arguments, the error line)
     (_damage_run_json, ["resume=true"], "run.json: not a valid run record"),
     (_damage_a_middle_line, ["resume=true"], "trials.jsonl: line 2 is not a trial record; the file is damaged"),
     (_remove_run_json, [], f"holds {TRIALS_JSONL} without {RUN_FILE}: not a run; choose another directory"),
     (lambda run: None, [], "already holds run bikeshare-random-s0-"),
+    (lambda run: None, ["resume=true", "method=gp_ei"], "this command defines another experiment: method._target_"),
+    (_interrupted, ["resume=true", "seed=1"], "this command defines another experiment: seed: recorded 0, now 1"),
+    (_half_a_record, ["resume=true"], "trials.jsonl: line 2 is not a whole trial record (KeyError('objective'))"),
+    (_another_proposal, ["resume=true"], "cannot resume: at trial 1 RandomSearch proposes {"),
     (lambda run: None, ["hydra.run.dir=RUN/run.json/inner"], "hydra.run.dir: cannot write"),
 ]
 
@@ -154,10 +176,21 @@ def test_a_damaged_or_occupied_output_folder_gives_one_line_and_changes_nothing(
     run = tmp_path / "run"
     assert run_bench(*TINY, "budget.evaluations=3", f"hydra.run.dir={run}", cwd=tmp_path).returncode == 0
     damage(run)
-    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    # refused by the job itself, after Hydra has launched it: Hydra's own record of the last command
+    # (.hydra/, the log) is the refused one's; the run's files are as they were
+    launched = message.startswith("cannot resume: at trial")
+
+    def files():
+        return {
+            p: p.read_bytes()
+            for p in tmp_path.rglob("*")
+            if p.is_file() and not (launched and (".hydra" in p.parts or p.suffix == ".log"))
+        }
+
+    before = files()
     extra = [a.replace("RUN", str(run)) for a in extra]
     done = run_bench(*TINY, "budget.evaluations=3", f"hydra.run.dir={run}", *extra, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
     assert message in done.stderr
-    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert files() == before

@@ -106,3 +106,28 @@ def test_a_sweep_goes_on_past_a_run_whose_trials_all_fail_and_exits_nonzero(tmp_
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines()[-1].startswith("error: 1 run(s) of the sweep failed; bikeshare-random-s0-")
     assert "1 runs under" in done.stdout  # the other run completed and is reported
+
+
+class SlowNetwork:
+    """branin whose second evaluation raises the TimeoutError of a network read (the task's own)."""
+
+    def __init__(self, task):
+        self.task, self.space, self.calls = task, task.space, 0
+        self.test_metric, self.public_metrics = task.test_metric, task.public_metrics
+
+    def evaluate(self, config, seed):
+        self.calls += 1
+        if self.calls == 2:
+            raise TimeoutError("the data server did not answer")
+        return self.task.evaluate(config, seed)
+
+    def describe(self):
+        return self.task.describe()
+
+
+def test_a_task_that_raises_timeout_error_itself_fails_that_trial_with_its_own_message():
+    experiment = build(bench_config("task=branin"))
+    task = SlowNetwork(experiment.task)
+    result = run(task, RandomSearch(task.space, seed=0), Budget(evaluations=3), seed=0)
+    assert [t.evaluation.status for t in result.trials] == ["ok", "failed", "ok"]
+    assert result.trials[1].evaluation.error == "TimeoutError: the data server did not answer"
