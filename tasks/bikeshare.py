@@ -102,6 +102,10 @@ class BikeshareTask:
         configs = [{**OPTIONAL, **config} for config in configs]
         evaluations: list[Evaluation | None] = [None] * len(configs)
         for group in similar_shapes(configs):
+            if len(group) < SMALLEST_BATCH:  # too few to share the steps' fixed cost: one at a time is faster
+                for i in group:
+                    evaluations[i] = self.evaluate(configs[i], seeds[i])
+                continue
             trained = train_mlp_batch(
                 *self.train,
                 configs=[configs[i] for i in group],
@@ -300,6 +304,9 @@ PADDING_LIMIT = 1.5
 """``similar_shapes`` pads a group's networks to at most this many times their own work."""
 STEP_OVERHEAD_UNITS = 8
 """The fixed cost of a training step, in hidden units' worth of work (dispatch, gathers)."""
+SMALLEST_BATCH = 4
+"""Groups smaller than this train one network at a time: on a CPU a batched step of 2 or 3
+networks costs more than their separate steps (``python -m bench.perf batched``)."""
 
 
 def similar_shapes(configs: Sequence[Config]) -> list[list[int]]:

@@ -84,17 +84,17 @@ def test_text_benchmark_times_cold_disk_and_warm_trials_and_drmad_against_traini
 
 
 def test_batched_benchmark_times_both_paths_on_the_same_networks(tmp_path):
-    done, records = perf(tmp_path, "batched", "--q", "2,3", "--iterations", "60", "--devices", "cpu")
+    done, records = perf(tmp_path, "batched", "--q", "2,4", "--iterations", "60", "--devices", "cpu")
     assert [(r["space"], r["q"], r["device"]) for r in records] == [
         ("fixed shape", 2, "cpu"),
-        ("fixed shape", 3, "cpu"),
+        ("fixed shape", 4, "cpu"),
         ("full space", 2, "cpu"),
-        ("full space", 3, "cpu"),
+        ("full space", 4, "cpu"),
     ]
     for record in records:
         assert record["speedup"] == record["sequential_seconds"] / record["batched_seconds"]
         assert record["same_status"] and record["max_relative_difference"] < 1e-4
-    assert "| fixed shape | cpu | 3 |" in done.stdout
+    assert "| fixed shape | cpu | 4 |" in done.stdout
 
 
 def test_bad_benchmark_arguments_are_one_line_errors(tmp_path):

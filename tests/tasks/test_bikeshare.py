@@ -7,7 +7,15 @@ from bench.budget import Budget
 from bench.errors import BenchError
 from bench.runner import run, trial_seed
 from methods.random_search import RandomSearch
-from tasks.bikeshare import RUBRIC_TRAIN, RUBRIC_VALIDATION, predict, similar_shapes, udacity_step
+from tasks.bikeshare import (
+    RUBRIC_TRAIN,
+    RUBRIC_VALIDATION,
+    predict,
+    similar_shapes,
+    train_mlp,
+    train_mlp_batch,
+    udacity_step,
+)
 from tests.helpers import TINY, bench_config
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible")
@@ -115,6 +123,27 @@ def test_a_batch_trained_together_equals_each_configuration_trained_alone(device
             assert batched.test["mse"] == pytest.approx(alone.test["mse"], rel=1e-9)
             assert batched.metrics == pytest.approx(alone.metrics, rel=1e-9)
     assert [e.status for e in together].count("diverged") == 1
+    # every network in one batch, whatever its shape: padding, lengths and divergence all in play
+    x, y = task.train
+    stacked = train_mlp_batch(
+        x,
+        y,
+        configs=[{"momentum": 0.0, "l2": 0.0, **c} for c in configs],
+        schedules=[task.schedule(seed) for seed in seeds],
+        generators=[torch.Generator(device=device).manual_seed(seed) for seed in seeds],
+    )
+    for config, seed, (weights, steps) in zip(configs, seeds, stacked, strict=True):
+        alone, alone_steps = train_mlp(
+            x,
+            y,
+            **{k: config[k] for k in ("hidden_nodes", "learning_rate", "iterations", "momentum", "l2")},
+            schedule=task.schedule(seed),
+            generator=torch.Generator(device=device).manual_seed(seed),
+        )
+        assert steps == alone_steps and (weights is None) == (alone is None)
+        if alone is not None:
+            for w, w_alone in zip(weights, alone, strict=True):
+                torch.testing.assert_close(w, w_alone, rtol=1e-9, atol=1e-12)
 
 
 def test_a_run_with_batches_records_the_trials_of_one_without(tmp_path):
