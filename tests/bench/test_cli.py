@@ -67,17 +67,12 @@ CASES = [
         "error: task.space.iterations: low=10 must be below high=5",
     ),
     (["trial_timeout_s=0"], "error: trial_timeout_s=0.0: must be a positive number of seconds, or null for no limit"),
-    (["trial_timeout_s=-5"], "error: trial_timeout_s=-5.0: must be a positive number of seconds"),
     (["trial_timeout_s=soon"], "Value 'soon' of type 'str' could not be converted to Float"),
     (["device=tpu"], "error: device='tpu': allowed: auto, cpu, cuda, cuda:N"),
-    (["device=cuda:x"], "error: device='cuda:x': allowed: auto, cpu, cuda, cuda:N"),
     (["resume=maybe"], "Value 'maybe' is not a valid bool"),
     (["launcher=foo"], "error: unknown launcher 'foo'; allowed: local, slurm_cpu, slurm_gpu"),
     (["batch_size=0"], "error: batch_size=0: must be at least 1"),
-    (["incumbent_repeats=-1"], "error: incumbent_repeats=-1: must be at least 0"),
-    (["torch_threads=0"], "error: torch_threads=0: must be at least 1"),
     (["budget.seconds=-1"], "error: budget.seconds=-1.0: must be a positive number of seconds, or null for no limit"),
-    (["budget.train_steps=0"], "error: budget.train_steps=0: must be a positive whole number, or null for no limit"),
     (["+budget.minutes=3"], "error: budget: unknown key(s) ['minutes']; allowed: evaluations, train_steps, seconds"),
     (["-m", "seed=0,1", "trial_timeout_s=1,0"], "error: trial_timeout_s=0.0: must be a positive number of seconds"),
 ]
@@ -171,10 +166,20 @@ DAMAGED = [  # (what is done to a finished 3-trial run, extra arguments, the err
 ]
 
 
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished 3-trial bikeshare run, made once; each test damages a copy."""
+    folder = tmp_path_factory.mktemp("finished") / "run"
+    assert run_bench(*TINY, "budget.evaluations=3", f"hydra.run.dir={folder}", cwd=folder.parent).returncode == 0
+    return folder
+
+
 @pytest.mark.parametrize(("damage", "extra", "message"), DAMAGED, ids=[m[:40] for _, _, m in DAMAGED])
-def test_a_damaged_or_occupied_output_folder_gives_one_line_and_changes_nothing(tmp_path, damage, extra, message):
+def test_a_damaged_or_occupied_output_folder_gives_one_line_and_changes_nothing(
+    tmp_path, finished_run, damage, extra, message
+):
     run = tmp_path / "run"
-    assert run_bench(*TINY, "budget.evaluations=3", f"hydra.run.dir={run}", cwd=tmp_path).returncode == 0
+    shutil.copytree(finished_run, run)
     damage(run)
     # refused by the job itself, after Hydra has launched it: Hydra's own record of the last command
     # (.hydra/, the log) is the refused one's; the run's files are as they were
