@@ -36,10 +36,8 @@ from bench import files
 from bench.budget import Budget
 from bench.errors import USER_ERRORS, BenchError, describe
 from bench.identity import digest, experiment_identity
-from bench.papers import paper_table
 from bench.protocols import Method, Task
 from bench.provenance import provenance
-from bench.report import CAPTION, render, summarise
 from bench.runner import run
 from bench.space import SearchSpace
 from bench.store import (
@@ -411,6 +409,10 @@ class SweepReport(Callback):
 
     @staticmethod
     def report(config: DictConfig, directory: Path, runs: Any, trials: Any) -> None:
+        # imported here: the statistics (scipy.stats) would add a second to every run's start
+        from bench.papers import paper_table
+        from bench.report import CAPTION, render, summarise
+
         text = render(summarise(runs)) + f"\n\n{len(runs)} runs under {directory}. {CAPTION}\n"
         if config.get("paper"):
             text += "\n" + paper_table(config.paper, runs, trials) + "\n"
