@@ -344,7 +344,6 @@ def in_worker(evaluate: Callable[[Config, int], Evaluation], timeout_s: float) -
                 raise TrialTimeout(timeout_s) from None
             raise
 
-    evaluate_with_timeout.timeout_s = timeout_s  # type: ignore[attr-defined]
     return evaluate_with_timeout
 
 
