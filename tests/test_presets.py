@@ -84,3 +84,13 @@ def test_the_headline_comparison_has_every_method_on_the_space_hypergradients_ca
     assert space.fixed == {"iterations": 2000, "hidden_nodes": 16}
     assert space.tuned == ["learning_rate", "momentum", "l2"]
     assert sorted({c.seed for c in configs}) == list(range(10)) and len(configs) == 100
+
+
+def test_the_30_training_preset_gives_each_tuner_the_steps_of_30_gru_trainings():
+    configs, experiments = jobs("fair_baseline_text_30")
+    assert sorted(e.method_name for e in experiments) == ["default", "gp_ei", "random"]
+    gp_ei = next(e for e in experiments if e.method_name == "gp_ei")
+    assert gp_ei.method.n_initial == 6  # chosen for this budget on held-out seeds (the 100-s preset's is 2)
+    steps = {e.task.steps(e.task.space.default) for e in experiments}  # epochs are fixed in this space
+    assert steps == {638} and gp_ei.budget.train_steps == 30 * 638
+    assert sorted({c.seed for c in configs}) == list(range(5)) and len(configs) == 15
