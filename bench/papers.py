@@ -131,7 +131,8 @@ def _budget(rows: pd.DataFrame) -> str:
     for key, unit in (("budget_seconds", "s"), ("budget_train_steps", "steps"), ("budget_evaluations", "trials")):
         values = rows[key].dropna().unique()
         if len(values):
-            parts.append(f"{values[0]:g} {unit}")
+            value = float(values[0])
+            parts.append(f"{int(value):,} {unit}" if value.is_integer() else f"{value:g} {unit}")
     return ", ".join(parts) or "-"
 
 

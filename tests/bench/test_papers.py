@@ -3,8 +3,10 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from bench.papers import _budget
 from tests.helpers import run_bench, run_module
 
 TINY_RNN = [
@@ -66,6 +68,22 @@ def test_the_fair_baseline_table_pairs_tuned_rows_with_the_default_by_seed(text_
             gap = np.median([by_seed[s] - default[s] for s in by_seed])
             assert cells[3] == "2 s" and cells[8] == f"{gap:+.3f}"
             assert cells[10] in ("yes", "no")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "steps", "evaluations", "shown"),
+    [
+        (100.0, None, None, "100 s"),
+        (2.5, None, None, "2.5 s"),
+        (None, 19140, None, "19,140 steps"),
+        (None, None, 30, "30 trials"),
+    ],
+)
+def test_a_budget_is_shown_in_its_unit_with_thousands_separated(seconds, steps, evaluations, shown):
+    rows = pd.DataFrame(
+        {"budget_seconds": [seconds] * 2, "budget_train_steps": [steps] * 2, "budget_evaluations": [evaluations] * 2}
+    )
+    assert _budget(rows) == shown
 
 
 def test_the_table_names_the_preset_when_there_are_no_text_runs(tmp_path):
