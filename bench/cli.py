@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bench.errors import USER_ERRORS, BenchError, describe
+from bench.errors import USER_ERRORS, BenchError, LaunchRejected, RunFailed, describe
 
 DEFAULT_ARGUMENTS = ["suite=default"]
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Let errors reach this function instead of Hydra's multi-line report; they are printed below.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     sys.argv = [sys.argv[0], *arguments]
-    from bench.app import LaunchRejected, RunFailed, job
+    from bench.app import job
 
     try:
         _check_flags(arguments)

@@ -3,7 +3,7 @@
 The core settings are typed here, so a wrong type (``seed=abc``, ``device=gpu``) fails when Hydra
 composes the configuration, before anything runs. ``task`` and ``method`` differ per family; their
 search space is checked by ``SearchSpace.from_config`` and their options by the constructor's
-signature when the pre-flight check builds every job (``bench.app``), also before anything runs.
+signature when the pre-flight check builds every job (``bench.preflight``), also before anything runs.
 """
 
 from __future__ import annotations
@@ -40,14 +40,17 @@ class Config:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     batch_size: int = 1
     incumbent_repeats: int = 3
-    device: str = "auto"  # auto | cpu | cuda | cuda:N, checked by bench.app.resolve_device
+    device: str = "auto"  # auto | cpu | cuda | cuda:N, checked by bench.build.resolve_device
     torch_threads: int = 1
     progress: bool = True
     trial_timeout_s: Optional[float] = None  # noqa: UP045  # a trial running longer fails (bench.runner)
     resume: bool = False  # continue the unfinished run(s) in the output directory (bench.store)
     vectorise: bool = True  # a batch (batch_size > 1) of a task that can: one vectorised training
-    paper: Optional[str] = None  # noqa: UP045  # a paper table the sweep report adds (bench/papers.py)
+    paper: Optional[dict[str, Any]] = None  # noqa: UP045  # a paper table the sweep's report adds (conf/paper/)
 
 
 def register() -> None:
     ConfigStore.instance().store(name="bench_schema", node=Config)
+
+
+register()  # on import: every composition of conf/config.yaml (the app, pre-flight, tests, benchmarks) needs it

@@ -13,7 +13,8 @@ A method, run through the real runner on a task it accepts:
   ``uses_seed = False`` (the default configuration, which has nothing random to seed).
 
 A task: ``describe()`` is JSON (no NaN, no objects), ``test_metric`` is a key of its evaluations'
-``test``, ``public_metrics`` names metrics it reports, and evaluating the default configuration
+``test``, ``public_metrics`` names metrics it reports, ``pass_criteria`` names pass/fail (bool)
+metrics it reports, and evaluating the default configuration
 twice with one seed gives the same objective. A task that trains batches (``BatchTask``) gives,
 for the default configuration and another seed trained together, what it gives for each alone
 (status and steps equal, objective within a relative 1e-4: float rounding, not another training).
@@ -31,7 +32,8 @@ from typing import Any
 from bench.budget import Budget
 from bench.errors import BenchError
 from bench.protocols import BatchTask, Evaluation, Method, Task
-from bench.runner import RunResult, run
+from bench.records import RunResult
+from bench.runner import RunSettings, run
 from bench.space import Config
 
 
@@ -74,7 +76,8 @@ def check_method(
     def once(seed: int) -> tuple[RunResult, list[Config], str]:
         task, method = make(seed)
         watched = _Watched(method, task.space)
-        result = run(task, watched, budget, seed, batch_size=batch_size, incumbent_repeats=0)  # type: ignore[arg-type]
+        settings = RunSettings(batch_size=batch_size, incumbent_repeats=0)
+        result = run(task, watched, budget, seed, settings)  # type: ignore[arg-type]
         return result, watched.proposals, type(method).__name__
 
     first, proposals, name = once(seeds[0])
@@ -113,6 +116,11 @@ def check_task(task: Task, seed: int = 0) -> None:
     unknown = [key for key in task.public_metrics if key not in first.metrics]
     if unknown:
         raise ConformanceError(f"{name}.public_metrics names {unknown}, which its evaluations do not report")
+    not_bool = [key for key in task.pass_criteria if not isinstance(first.metrics.get(key), bool)]
+    if not_bool:
+        raise ConformanceError(
+            f"{name}.pass_criteria names {not_bool}, which its evaluations do not report as pass/fail (bool) metrics"
+        )
     if not _same(first.objective, second.objective):
         raise ConformanceError(
             f"{name}: the default configuration with seed {seed} gave objectives {first.objective!r} and "

@@ -49,3 +49,22 @@ def _one_line(error: BaseException) -> str:
     if cause is not None and str(cause).strip():
         message += f": {str(cause).strip().splitlines()[0]}"
     return message
+
+
+class LaunchRejected(BaseException):  # noqa: N818 - a signal, like KeyboardInterrupt
+    """Carries a pre-flight user error out of Hydra, which turns any ``Exception`` raised by a
+    callback into a warning and goes on. ``bench.cli`` prints ``message`` and exits with status 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RunFailed(BaseException):  # noqa: N818 - a signal, like LaunchRejected
+    """A run (or some runs of a sweep) ended without a single successful trial: recorded as
+    ``failed`` and reported by ``bench.cli`` in one line with exit status 2 (a ``BaseException``,
+    so Hydra does not add its own "Error executing job" line)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

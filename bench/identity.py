@@ -11,17 +11,16 @@ Left out on purpose: the seed (what repetitions vary), the device and thread cou
 the last bits of a float, not the experiment), progress bars, and the code's git commit (recorded
 in ``run.json`` beside the identity, so a report can still tell commits apart).
 
-Numbers are compared as numbers: ``greedy=0`` and ``greedy=0.0`` are the same experiment.
+Numbers are compared as numbers: ``greedy=0`` and ``greedy=0.0`` are the same experiment. How the
+report names experiments that share a method (``gp_ts[greedy=0]``) is ``bench.report.load``'s.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
-
-import pandas as pd
 
 RESULT_PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "scikit-optimize", "gpytorch", "botorch", "optuna")
 """Packages whose versions can change a trial's numbers."""
@@ -44,7 +43,7 @@ def experiment_identity(
 
 def digest(identity: Mapping[str, Any]) -> str:
     """A short hex digest of an identity (12 characters of the sha256 of its canonical JSON)."""
-    text = json.dumps(_canonical(identity), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(canonical(identity), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -60,61 +59,24 @@ def flatten(identity: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def differences(identities: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The flattened keys whose values differ among ``identities`` (a key missing from one counts
-    as different), in a stable order."""
-    flats = [{k: _canonical(v) for k, v in flatten(identity).items()} for identity in identities]
-    keys = sorted(set().union(*flats)) if flats else []
-    return [key for key in keys if len({json.dumps(flat.get(key, "<unset>"), sort_keys=True) for flat in flats}) > 1]
+def run_identity(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's experiment identity: as recorded in ``run.json``, or rebuilt from its configuration,
+    package versions and data checksum for runs recorded before it was."""
+    recorded = (meta.get("experiment") or {}).get("identity")
+    if recorded is not None:
+        return recorded
+    packages = (meta.get("provenance") or {}).get("packages") or {}
+    return experiment_identity(meta.get("config") or {}, packages, (meta.get("task_info") or {}).get("sha256"))
 
 
-def label(method: str, identity: Mapping[str, Any], keys: Sequence[str]) -> str:
-    """``gp_ts[greedy=0]``: the method name and the values of ``keys`` (method options without
-    their ``method.`` prefix, other keys in full)."""
-    if not keys:
-        return method
-    flat = flatten(identity)
-    parts = [f"{key.removeprefix('method.')}={_text(flat.get(key))}" for key in keys]
-    return f"{method}[{','.join(parts)}]"
-
-
-def run_labels(runs: pd.DataFrame) -> pd.Series:
-    """Each run's row label: the method name, plus the options that tell it apart from the other
-    experiments of that method on that task (``gp_ts[greedy=0]``)."""
-    out = pd.Series(runs["method"].astype(str).to_numpy(), index=runs.index)
-    for _, same_name in runs.groupby(["task", "method"], sort=False):
-        experiments = same_name.drop_duplicates("experiment")
-        if len(experiments) < 2:
-            continue
-        keys = differences(experiments["identity"].tolist())
-        for experiment, identity in zip(experiments["experiment"], experiments["identity"], strict=True):
-            rows = same_name.index[same_name["experiment"] == experiment]
-            out[rows] = label(str(same_name["method"].iloc[0]), identity, keys)
-    return out
-
-
-def diff_text(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> str:
-    """``method.greedy: 0 != 1; budget.train_steps: 1000 != 2000``: how two identities differ."""
-    a, b = flatten(ours), flatten(theirs)
-    return "; ".join(f"{key}: {_text(a.get(key))} != {_text(b.get(key))}" for key in differences([ours, theirs]))
-
-
-def _canonical(value: Any) -> Any:
+def canonical(value: Any) -> Any:
     """Numbers as floats (bools kept), tuples as lists, mappings with string keys."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, Mapping):
-        return {str(k): _canonical(v) for k, v in value.items()}
+        return {str(k): canonical(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
+        return [canonical(v) for v in value]
     return str(value)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_text(v) for v in value) + "]"
-    if value is None:
-        return "null"
-    return f"{value:g}" if isinstance(value, float) else str(value)

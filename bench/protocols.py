@@ -4,9 +4,11 @@ are named in config (``_target_``) and built by Hydra, with these constructor co
     Task(space: SearchSpace, device: str, **options)     # options from conf/task/<name>.yaml
     Method(space: SearchSpace, seed: int, **options)     # options from conf/method/<name>.yaml
 
-Black-box methods are ask/tell objects that never see the training loop. A method that needs the
-training loop itself (hypergradients) will add a capability of its own on top of ask/tell; the
-runner's loop (ask, evaluate, record, tell) and the trial records stay the same for both kinds.
+Black-box methods are ask/tell objects that never see the training loop (``Method``). Beside
+them: a task that trains several configurations in one vectorised run (``BatchTask``), a task that
+hands its training loop over as pure functions (``DifferentiableTask``), and a method that tunes
+through that loop (``TrainingLoopMethod``, the hypergradients). The runner's loop (ask, evaluate,
+record, tell) and the trial records are the same for every kind.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ class Evaluation:
 
     ``objective`` is the validation loss the methods minimise (lower is better). ``test`` holds
     test-split metrics and anything else a method must not see (a synthetic function's noise-free
-    value). ``metrics`` holds anything else worth keeping (train loss, a pass/fail criterion such
-    as ``rubric``). Both are recorded, but a method is told only the objective, the status, the
-    costs and the metrics its task declares public (``Task.public_metrics``; ``observed``).
+    value). ``metrics`` holds anything else worth keeping (train loss, a pass/fail criterion the
+    task declares in ``Task.pass_criteria``). Both are recorded, but a method is told only the
+    objective, the status, the costs and the metrics its task declares public
+    (``Task.public_metrics``; ``observed``).
     Costs count the evaluation only: ``cost_seconds`` is measured by the runner unless the task
     reports its own (a simulated cost); ``cost_steps`` counts training work in training steps (an
     optimizer update is 1; a hypergradient method adds its reverse pass in the same unit).
@@ -73,6 +76,9 @@ class Task(Protocol):
     """The key of ``Evaluation.test`` that holds the task's headline test score."""
     public_metrics: tuple[str, ...]
     """Keys of ``Evaluation.metrics`` a method may see beside the objective (usually none)."""
+    pass_criteria: Mapping[str, str]
+    """The task's pass/fail criteria the report shows beside the scores, usually none: a boolean key
+    of ``Evaluation.metrics`` -> what passing means, in words (bikeshare: its course's rubric)."""
 
     def evaluate(self, config: Config, seed: int) -> Evaluation:
         """Train ``config`` with randomness from ``seed`` only, and score it."""

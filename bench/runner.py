@@ -29,6 +29,10 @@ state they had), each proposal is checked against the record, and the method is 
 recorded outcomes (a method that trains itself restores its meta-state from the record,
 ``TrainingLoopMethod.restore``). The run then goes on from the first unrecorded trial, with the
 same seeds, clock and step count, so its trials equal an uninterrupted run's.
+
+``run`` reads as those steps: ``_replay`` (recorded trials), ``_fresh`` (new evaluations, one by
+one or as one batch), ``_Ledger.record`` (clock, steps, best so far) and ``_retrain`` (the
+incumbent). ``RunSettings`` holds, and validates in one place, how a run runs.
 """
 
 from __future__ import annotations
@@ -41,7 +45,6 @@ import multiprocessing
 import random
 import time
 import traceback
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -53,52 +56,38 @@ from tqdm.auto import tqdm
 from bench.budget import Budget, Spent
 from bench.errors import BenchError
 from bench.protocols import BatchTask, DifferentiableTask, Evaluation, Method, Task, TrainingLoopMethod
+from bench.records import NOTHING_LEFT, RunResult, Trial
 from bench.space import Config
 
 log = logging.getLogger(__name__)
-NOTHING_LEFT = "the method has nothing left to ask"
-"""The stop reason of a run whose method returned no configuration (not a budget limit)."""
+
+Evaluate = Callable[[Config, int], Evaluation]
+EvaluateBatch = Callable[[list[Config], list[int]], list[Evaluation]]
 
 
 @dataclass(frozen=True)
-class Trial:
-    index: int
-    config: Config
-    evaluation: Evaluation
-    seed: int
-    ask_seconds: float
-    """This trial's share of the ``ask()`` call that proposed it."""
-    cost_seconds: float
-    cumulative_seconds: float
-    cumulative_steps: int
-    best_so_far: float
-    """Lowest ``ok`` objective up to and including this trial (nan before the first)."""
-    proposed_by: str = "method"
-    """``method``, or ``fallback`` when the method's ``ask`` raised (``method_error`` says what)."""
-    method_error: str | None = None
+class RunSettings:
+    """How a run runs, beside its budget and seed; validated here and nowhere else."""
 
+    batch_size: int = 1
+    """Configurations per ``ask()``."""
+    incumbent_repeats: int = 1
+    """Fresh-seed retrainings of the incumbent (0: none; the run then has no retrained score)."""
+    trial_timeout_s: float | None = None
+    """A trial running longer fails (it then runs in a forked worker); None: no limit."""
+    vectorise: bool = True
+    """A batch of a ``BatchTask``: one vectorised training; False: one after another."""
 
-@dataclass
-class RunResult:
-    trials: list[Trial]
-    stop_reason: str
-    seconds: float
-    incumbent: Trial | None = None
-    final: list[Evaluation] = field(default_factory=list)
-    final_seeds: list[int] = field(default_factory=list)
-    method_errors: list[str] = field(default_factory=list)
-    """Exceptions the method raised in ``ask`` or ``tell`` (each retried once)."""
-
-    @property
-    def all_failed(self) -> bool:
-        """Trials ran and none of them succeeded."""
-        return bool(self.trials) and self.incumbent is None
-
-    def failure_summary(self) -> str:
-        """One line: how many trials failed, and the commonest reason."""
-        reasons = Counter(t.evaluation.error or t.evaluation.status for t in self.trials)
-        reason, count = reasons.most_common(1)[0]
-        return f"all {len(self.trials)} trials failed; the commonest reason ({count}x): {reason}"
+    def __post_init__(self) -> None:
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise BenchError(f"batch_size={self.batch_size}: must be a positive whole number")
+        if isinstance(self.incumbent_repeats, bool) or not isinstance(self.incumbent_repeats, int):
+            raise BenchError(f"incumbent_repeats={self.incumbent_repeats}: must be a whole number, zero or more")
+        if self.incumbent_repeats < 0:
+            raise BenchError(f"incumbent_repeats={self.incumbent_repeats}: must be a whole number, zero or more")
+        timeout = self.trial_timeout_s
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0 and math.isfinite(timeout)):
+            raise BenchError(f"trial_timeout_s={timeout}: must be a positive number of seconds, or null for no limit")
 
 
 def trial_seed(seed: int, index: int) -> int:
@@ -117,16 +106,60 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@dataclass
+class _Ledger:
+    """What a run has done so far: its trials, what it spent, its best objective and its clock."""
+
+    start: float = field(default_factory=time.perf_counter)
+    spent: Spent = field(default_factory=Spent)
+    best: float = math.nan
+    offset: float = 0.0
+    """Simulated minus measured evaluation time and, on resume, the recorded clock's lead."""
+    trials: list[Trial] = field(default_factory=list)
+
+    def clock(self) -> float:
+        """Seconds the run has spent: wall clock since its start, plus ``offset``."""
+        return time.perf_counter() - self.start + self.offset
+
+    def replayed(self, trial: Trial) -> None:
+        """A recorded trial: its costs, clock and best so far as recorded."""
+        self.spent.evaluations += 1
+        self.spent.train_steps += trial.evaluation.cost_steps
+        self.offset = trial.cumulative_seconds - (time.perf_counter() - self.start)
+        self.spent.seconds = trial.cumulative_seconds
+        self.best = trial.best_so_far
+        self.trials.append(trial)
+
+    def record(self, evaluation: Evaluation, measured: float, clock: float, **trial: object) -> Trial:
+        """A new trial, which finished at ``clock`` (before its own cost) after ``measured`` seconds;
+        a task's simulated ``cost_seconds`` replaces the measured ones on the run's clock."""
+        cost = measured if evaluation.cost_seconds is None else evaluation.cost_seconds
+        self.offset += cost - measured
+        self.spent.evaluations += 1
+        self.spent.train_steps += evaluation.cost_steps
+        self.spent.seconds = clock + cost
+        if evaluation.ok and (math.isnan(self.best) or evaluation.objective < self.best):
+            self.best = evaluation.objective
+        made = Trial(
+            index=len(self.trials),
+            evaluation=evaluation,
+            cost_seconds=cost,
+            cumulative_seconds=self.spent.seconds,
+            cumulative_steps=self.spent.train_steps,
+            best_so_far=self.best,
+            **trial,  # type: ignore[arg-type]
+        )
+        self.trials.append(made)
+        return made
+
+
 def run(
     task: Task,
     method: Method,
     budget: Budget,
     seed: int,
+    settings: RunSettings = RunSettings(),  # noqa: B008 - frozen, so one shared default is safe
     *,
-    batch_size: int = 1,
-    incumbent_repeats: int = 1,
-    trial_timeout_s: float | None = None,
-    vectorise: bool = True,
     history: Sequence[Trial] = (),
     on_trial: Callable[[Trial], None] | None = None,
     progress: bool = False,
@@ -137,44 +170,20 @@ def run(
     ``on_trial`` receives every new trial before the method is told about it (the store appends
     it to disk there, so a crash keeps every finished trial); replayed ``history`` is not passed.
     """
-    if batch_size < 1:
-        raise BenchError(f"batch_size={batch_size}: must be a positive whole number")
-    if incumbent_repeats < 0:
-        raise BenchError(f"incumbent_repeats={incumbent_repeats}: must be zero or more")
-    if trial_timeout_s is not None and not trial_timeout_s > 0:
-        raise BenchError(f"trial_timeout_s={trial_timeout_s}: must be a positive number of seconds, or null")
-    trains_itself = isinstance(method, TrainingLoopMethod)
-    if trains_itself:
-        if not isinstance(task, DifferentiableTask):
-            raise BenchError(
-                f"method {type(method).__name__} tunes through the training loop and needs a differentiable "
-                f"task (one with training_problem()); task {type(task).__name__} is not"
-            )
-        evaluate = functools.partial(method.evaluate, task)
-    else:
-        evaluate = task.evaluate
-    if trial_timeout_s is not None:
-        evaluate = in_worker(evaluate, trial_timeout_s)
-    evaluate_batch = None  # one vectorised training for a batch: black-box trials, no timeout
-    if vectorise and batch_size > 1 and isinstance(task, BatchTask) and not trains_itself and trial_timeout_s is None:
-        evaluate_batch = task.evaluate_batch
+    evaluate, evaluate_batch = _evaluators(task, method, settings)
     public = tuple(task.public_metrics)
     seed_everything(seed)
     recorded = list(history)
-    trials: list[Trial] = []
+    ledger = _Ledger()
     method_errors: list[str] = []
-    spent = Spent()
-    best = math.nan
-    simulated_extra = 0.0  # simulated minus measured evaluation time (and, on resume, the recorded clock)
-    start = time.perf_counter()
     # disable=None: tqdm draws only on a terminal, so logs and parallel workers get no bar
     bar = tqdm(
         total=budget.evaluations, desc=label or "trials", unit="trial", disable=None if progress else True, leave=False
     )
     try:
-        while (stop_reason := budget.exhausted(spent)) is None:
-            left = budget.evaluations_left(spent)
-            n = batch_size if left is None else min(batch_size, left)
+        while (stop_reason := budget.exhausted(ledger.spent)) is None:
+            left = budget.evaluations_left(ledger.spent)
+            n = settings.batch_size if left is None else min(settings.batch_size, left)
             tic = time.perf_counter()
             configs, proposed_by, method_error = _ask(method, n, method_errors)
             ask_seconds = (time.perf_counter() - tic) / max(len(configs), 1)
@@ -183,89 +192,116 @@ def run(
                 break
             if len(configs) > n:
                 raise RuntimeError(f"{type(method).__name__}.ask({n}) returned {len(configs)} configurations")
-            evaluations = []
             configs = [_suggestion(task, method, config) for config in configs]
-            first = len(trials)
+            first = len(ledger.trials)
             seeds = [trial_seed(seed, first + k) for k in range(len(configs))]
-            replayed = max(0, min(len(configs), len(recorded) - first))
-            for k in range(replayed):  # resume: the recorded outcomes, not new trainings
-                trial = _replayed(recorded[first + k], first + k, configs[k], seeds[k], type(method).__name__)
-                if trains_itself:
-                    method.restore(task, configs[k], seeds[k], trial.evaluation)
-                spent.evaluations += 1
-                spent.train_steps += trial.evaluation.cost_steps
-                simulated_extra = trial.cumulative_seconds - (time.perf_counter() - start)
-                spent.seconds = trial.cumulative_seconds
-                best = trial.best_so_far
-                trials.append(trial)
-                evaluations.append(trial.evaluation)
-                bar.update(1)
-            clock = time.perf_counter() - start + simulated_extra
-            if evaluate_batch is not None and 0 < replayed < len(configs):
-                # a batch cut by a kill: trained whole again, grouped as it was, so that its new trials
-                # round as they would have; they carry the whole batch's seconds
-                whole = list(_evaluations(evaluate, evaluate_batch, configs, seeds, trial_timeout_s))
-                share = sum(seconds for _, seconds in whole) / (len(configs) - replayed)
-                fresh = iter([(evaluation, share) for evaluation, _ in whole[replayed:]])
-            else:
-                fresh = _evaluations(evaluate, evaluate_batch, configs[replayed:], seeds[replayed:], trial_timeout_s)
-            for k, (evaluation, measured) in enumerate(fresh, start=replayed):
-                config, training_seed = configs[k], seeds[k]
-                if trains_itself and trial_timeout_s is not None:  # trained in a worker: take its state
-                    method.restore(task, config, training_seed, evaluation)
-                cost = measured if evaluation.cost_seconds is None else evaluation.cost_seconds
-                simulated_extra += cost - measured
-                clock += cost
-                spent.evaluations += 1
-                spent.train_steps += evaluation.cost_steps
-                spent.seconds = clock
-                if evaluation.ok and (math.isnan(best) or evaluation.objective < best):
-                    best = evaluation.objective
-                trial = Trial(
-                    index=first + k,
-                    config=config,
-                    evaluation=evaluation,
-                    seed=training_seed,
+            evaluations = _replay(ledger, recorded[first : first + len(configs)], configs, seeds, task, method)
+            bar.update(len(evaluations))
+            clock = ledger.clock()
+            fresh = _fresh(evaluate, evaluate_batch, configs, seeds, len(evaluations), settings.trial_timeout_s)
+            for k, (evaluation, measured) in enumerate(fresh, start=len(evaluations)):
+                if isinstance(method, TrainingLoopMethod) and settings.trial_timeout_s is not None:
+                    method.restore(task, configs[k], seeds[k], evaluation)  # trained in a worker: take its state
+                trial = ledger.record(
+                    evaluation,
+                    measured,
+                    clock,
+                    config=configs[k],
+                    seed=seeds[k],
                     ask_seconds=ask_seconds,
-                    cost_seconds=cost,
-                    cumulative_seconds=spent.seconds,
-                    cumulative_steps=spent.train_steps,
-                    best_so_far=best,
                     proposed_by=proposed_by,
                     method_error=method_error,
                 )
+                clock = ledger.spent.seconds
                 if on_trial is not None:
                     on_trial(trial)
                 log.debug(
                     "trial %d %s: objective %.6g (%s), best %.6g, %.2f s",
                     trial.index,
-                    config,
+                    trial.config,
                     evaluation.objective,
                     evaluation.status,
-                    best,
-                    cost,
+                    ledger.best,
+                    trial.cost_seconds,
                 )
-                trials.append(trial)
                 evaluations.append(evaluation)
                 bar.update(1)
-                bar.set_postfix(best=f"{best:.4g}")
+                bar.set_postfix(best=f"{ledger.best:.4g}")
             _tell(method, configs, [e.observed(public) for e in evaluations], method_errors)
-            spent.seconds = time.perf_counter() - start + simulated_extra
+            ledger.spent.seconds = ledger.clock()
     finally:
         bar.close()
-    if len(trials) < len(recorded):
+    if len(ledger.trials) < len(recorded):
         raise BenchError(
-            f"cannot resume: the record holds {len(recorded)} trials, but this budget stops after {len(trials)}"
+            f"cannot resume: the record holds {len(recorded)} trials, but this budget stops after {len(ledger.trials)}"
         )
-    result = RunResult(trials=trials, stop_reason=stop_reason, seconds=spent.seconds, method_errors=method_errors)
-    ok = [t for t in trials if t.evaluation.ok]
+    result = RunResult(
+        trials=ledger.trials, stop_reason=stop_reason, seconds=ledger.spent.seconds, method_errors=method_errors
+    )
+    ok = [t for t in ledger.trials if t.evaluation.ok]
     if ok:
         result.incumbent = min(ok, key=lambda t: t.evaluation.objective)
-        for repeat in range(incumbent_repeats):
-            result.final_seeds.append(final_seed(seed, repeat))
-            retraining = _evaluate(evaluate, result.incumbent.config, result.final_seeds[-1], trial_timeout_s)
-            result.final.append(retraining)
+        result.final_seeds = [final_seed(seed, repeat) for repeat in range(settings.incumbent_repeats)]
+        result.final = _retrain(evaluate, result.incumbent.config, result.final_seeds, settings.trial_timeout_s)
     return result
+
+
+def _evaluators(task: Task, method: Method, settings: RunSettings) -> tuple[Evaluate, EvaluateBatch | None]:
+    """How one configuration is evaluated (the task, or a method that trains itself; in a worker
+    under a timeout) and, where a batch trains as one vectorised run, how a batch is."""
+    trains_itself = isinstance(method, TrainingLoopMethod)
+    if trains_itself:
+        if not isinstance(task, DifferentiableTask):
+            raise BenchError(
+                f"method {type(method).__name__} tunes through the training loop and needs a differentiable "
+                f"task (one with training_problem()); task {type(task).__name__} is not"
+            )
+        evaluate: Evaluate = functools.partial(method.evaluate, task)
+    else:
+        evaluate = task.evaluate
+    if settings.trial_timeout_s is not None:
+        return in_worker(evaluate, settings.trial_timeout_s), None  # a timed trial runs alone
+    batched = settings.vectorise and settings.batch_size > 1 and isinstance(task, BatchTask) and not trains_itself
+    return evaluate, task.evaluate_batch if batched else None
+
+
+def _replay(
+    ledger: _Ledger, recorded: Sequence[Trial], configs: list[Config], seeds: list[int], task: Task, method: Method
+) -> list[Evaluation]:
+    """Resume: the recorded outcomes of the first ``len(recorded)`` configurations of a batch, not
+    new trainings, after checking that the method proposed them again."""
+    evaluations = []
+    for k, record in enumerate(recorded):
+        trial = _replayed(record, len(ledger.trials), configs[k], seeds[k], type(method).__name__)
+        if isinstance(method, TrainingLoopMethod):
+            method.restore(task, configs[k], seeds[k], trial.evaluation)
+        ledger.replayed(trial)
+        evaluations.append(trial.evaluation)
+    return evaluations
+
+
+def _fresh(
+    evaluate: Evaluate,
+    evaluate_batch: EvaluateBatch | None,
+    configs: list[Config],
+    seeds: list[int],
+    replayed: int,
+    timeout_s: float | None,
+) -> Iterator[tuple[Evaluation, float]]:
+    """The new evaluations of a batch whose first ``replayed`` configurations were replayed, each
+    with its seconds. A vectorised batch cut by a kill is trained whole again, grouped as it was,
+    so its new trials round as they would have; they share the whole batch's seconds."""
+    if evaluate_batch is None or not 0 < replayed < len(configs):
+        yield from _evaluations(evaluate, evaluate_batch, configs[replayed:], seeds[replayed:], timeout_s)
+        return
+    whole = list(_evaluations(evaluate, evaluate_batch, configs, seeds, timeout_s))
+    share = sum(seconds for _, seconds in whole) / (len(configs) - replayed)
+    yield from ((evaluation, share) for evaluation, _ in whole[replayed:])
+
+
+def _retrain(evaluate: Evaluate, config: Config, seeds: list[int], timeout_s: float | None) -> list[Evaluation]:
+    """The incumbent retrained once per seed (seeds no trial used): its unselected scores."""
+    return [_evaluate(evaluate, config, seed, timeout_s) for seed in seeds]
 
 
 def _ask(method: Method, n: int, errors: list[str]) -> tuple[list[Config], str, str | None]:
@@ -328,7 +364,7 @@ class TrialTimeout(Exception):  # noqa: N818 - named for what happened, as Timeo
     """A trial ran past ``trial_timeout_s`` and its worker was stopped."""
 
 
-def in_worker(evaluate: Callable[[Config, int], Evaluation], timeout_s: float) -> Callable[[Config, int], Evaluation]:
+def in_worker(evaluate: Evaluate, timeout_s: float) -> Evaluate:
     """``evaluate`` in a forked worker process that ``pebble`` kills after ``timeout_s`` seconds.
 
     Forked, so the task and its data are not pickled (only the ``Evaluation`` comes back); a
@@ -348,8 +384,8 @@ def in_worker(evaluate: Callable[[Config, int], Evaluation], timeout_s: float) -
 
 
 def _evaluations(
-    evaluate: Callable[[Config, int], Evaluation],
-    evaluate_batch: Callable[[list[Config], list[int]], list[Evaluation]] | None,
+    evaluate: Evaluate,
+    evaluate_batch: EvaluateBatch | None,
     configs: list[Config],
     seeds: list[int],
     timeout_s: float | None,
@@ -381,9 +417,7 @@ def _failed(error: Exception) -> Evaluation:
     return Evaluation(objective=math.nan, status="failed", error=f"{type(error).__name__}: {error}")
 
 
-def _evaluate(
-    evaluate: Callable[[Config, int], Evaluation], config: Config, seed: int, timeout_s: float | None = None
-) -> Evaluation:
+def _evaluate(evaluate: Evaluate, config: Config, seed: int, timeout_s: float | None = None) -> Evaluation:
     """Run one evaluation; an exception inside training, or a timeout, becomes a ``failed`` trial."""
     try:
         return evaluate(config, seed)

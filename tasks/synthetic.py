@@ -67,6 +67,7 @@ FUNCTIONS: dict[str, tuple[Callable[[np.ndarray], float], int, float]] = {
 class SyntheticTask:
     test_metric = "regret"
     public_metrics = ()
+    pass_criteria: dict[str, str] = {}
 
     def __init__(
         self,

@@ -163,6 +163,7 @@ def logits(
 class TextRNNTask:
     test_metric = "accuracy"
     public_metrics = ("train_loss",)
+    pass_criteria: dict[str, str] = {}
     L2_GRANULARITIES = L2_GRANULARITIES
 
     def __init__(

@@ -10,7 +10,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from bench.app import CONFIG_DIR
+from bench.config import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [  # a bikeshare run that takes well under a second per trial

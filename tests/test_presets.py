@@ -9,7 +9,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from bench.app import CONFIG_DIR, build, sweep_jobs
+from bench.build import build
+from bench.config import CONFIG_DIR
+from bench.preflight import sweep_jobs
 
 PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "suite").glob("*.yaml"))
 OVERRIDES = {"drmad_mnist": ["task.dataset=digits"]}  # offline and small; the preset's own default is auto

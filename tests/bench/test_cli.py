@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.app import CONFIG_DIR
-from bench.store import RUN_FILE, TRIALS_JSONL
+from bench.config import CONFIG_DIR
+from bench.records import RUN_FILE, TRIALS_JSONL
 from tests.helpers import TINY, run_bench
 
 METHODS = ", ".join(sorted(p.stem for p in (Path(CONFIG_DIR) / "method").glob("*.yaml")))
@@ -69,7 +69,7 @@ CASES = [
     (["trial_timeout_s=0"], "error: trial_timeout_s=0.0: must be a positive number of seconds, or null for no limit"),
     (["device=tpu"], "error: device='tpu': allowed: auto, cpu, cuda, cuda:N"),
     (["launcher=foo"], "error: unknown launcher 'foo'; allowed: local, slurm_cpu, slurm_gpu"),
-    (["batch_size=0"], "error: batch_size=0: must be at least 1"),
+    (["batch_size=0"], "error: batch_size=0: must be a positive whole number"),
     (["budget.seconds=-1"], "error: budget.seconds=-1.0: must be a positive number of seconds, or null for no limit"),
     (["+budget.minutes=3"], "error: budget: unknown key(s) ['minutes']; allowed: evaluations, train_steps, seconds"),
     (["-m", "seed=0,1", "trial_timeout_s=1,0"], "error: trial_timeout_s=0.0: must be a positive number of seconds"),

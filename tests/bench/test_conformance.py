@@ -6,8 +6,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bench.app import build
 from bench.budget import Budget
+from bench.build import build
 from bench.conformance import ConformanceError, check_method, check_task, same_trials
 from methods.random_search import RandomSearch
 from tests.helpers import TINY, bench_config
@@ -104,6 +104,7 @@ class NoisyDefault:
 
     def __init__(self, task):
         self.task, self.space, self.test_metric, self.public_metrics = task, task.space, task.test_metric, ()
+        self.pass_criteria = {}
         self.rng = np.random.default_rng()
 
     def evaluate(self, config, seed):
@@ -132,6 +133,17 @@ class NotJson(WrongMetric):
         return {"missing": math.nan}
 
 
+class CriterionNotReported(NotJson):
+    """Declares a pass criterion its evaluations do not report."""
+
+    def __init__(self, task):
+        super().__init__(task)
+        self.pass_criteria = {"passes": "the objective is below 1"}
+
+    def describe(self):
+        return self.task.describe()
+
+
 def test_the_real_task_passes(branin):
     check_task(branin)
 
@@ -142,6 +154,7 @@ def test_the_real_task_passes(branin):
         (NoisyDefault, "NoisyDefault: the default configuration with seed 0 gave objectives"),
         (WrongMetric, "WrongMetric.test_metric='accuracy' is not a key of its evaluation's test metrics"),
         (NotJson, "NotJson.describe() is not JSON"),
+        (CriterionNotReported, "CriterionNotReported.pass_criteria names ['passes'], which its evaluations do not"),
     ],
 )
 def test_a_broken_task_fails_for_its_reason(branin, wrapper, message):
@@ -156,6 +169,7 @@ class SeedBlindBatch:
     def __init__(self, task):
         self.task, self.space = task, task.space
         self.test_metric, self.public_metrics = task.test_metric, task.public_metrics
+        self.pass_criteria = task.pass_criteria
 
     def evaluate(self, config, seed):
         return self.task.evaluate(config, seed)

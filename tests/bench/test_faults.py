@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from bench.app import build
 from bench.budget import Budget
+from bench.build import build
+from bench.records import RUN_FILE
+from bench.report.load import read_trials
 from bench.runner import run
-from bench.store import RUN_FILE, read_trials
 from methods.gp import GPExpectedImprovement
 from methods.random_search import RandomSearch
 from tests.helpers import bench_config, run_bench

@@ -1,6 +1,6 @@
-"""Run identity: what defines an experiment, and how two differ."""
+"""Run identity: what defines an experiment (bench/identity.py)."""
 
-from bench.identity import diff_text, differences, digest, experiment_identity, label
+from bench.identity import digest, experiment_identity
 
 PACKAGES = {"torch": "2.13.0", "botorch": "0.18.1", "bench": "0.1.0"}
 
@@ -32,13 +32,3 @@ def test_seed_device_and_threads_do_not_change_the_identity_but_options_and_budg
     assert digest(identity()) != digest(identity(task__space__x1__high=11))
     assert digest(identity(method__greedy=0)) == digest(identity(method__greedy=0.0))  # numbers as numbers
     assert digest(identity()) != digest(experiment_identity(identity(), {**PACKAGES, "torch": "2.14.1"}))
-
-
-def test_labels_name_what_differs():
-    a, b = identity(method__greedy=0), identity(method__greedy=1)
-    keys = differences([a, b])
-    assert keys == ["method.greedy"]
-    assert label("gp_ts", a, keys) == "gp_ts[greedy=0]" and label("gp_ts", b, keys) == "gp_ts[greedy=1]"
-    c = identity(budget__evaluations=40)
-    assert label("gp_ts", c, differences([a, c])) == "gp_ts[budget.evaluations=40,greedy=0.5]"
-    assert diff_text(a, c) == "budget.evaluations: 20 != 40; method.greedy: 0 != 0.5"

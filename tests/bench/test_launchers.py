@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from bench.app import CONFIG_DIR
-from bench.store import load_runs
+from bench.config import CONFIG_DIR
+from bench.report.load import load_runs
 from tests.helpers import run_bench, run_module
 
 SWEEP = ["-m", "task=branin", "method=random,gp_ei", "seed=0,1,2,3", "budget.evaluations=3", "incumbent_repeats=1"]

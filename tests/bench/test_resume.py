@@ -13,10 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.app import build
 from bench.budget import Budget
-from bench.runner import run
-from bench.store import RUN_FILE, TRIALS_JSONL, read_trials
+from bench.build import build
+from bench.records import RUN_FILE, TRIALS_JSONL
+from bench.report.load import read_trials
+from bench.runner import RunSettings, run
 from methods.random_search import RandomSearch
 from tests.helpers import ROOT, TINY, bench_config, comparable, run_bench
 
@@ -134,7 +135,9 @@ def test_a_batch_cut_by_a_kill_is_trained_again_as_it_was():
 
     def trials(history=()):
         method = RandomSearch(experiment.task.space, 2)
-        result = run(experiment.task, method, Budget(evaluations=7), 2, batch_size=3, history=history)
+        result = run(
+            experiment.task, method, Budget(evaluations=7), 2, history=history, settings=RunSettings(batch_size=3)
+        )
         return result.trials
 
     whole = trials()

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.app import build
 from bench.budget import Budget
-from bench.runner import final_seed, run, trial_seed
+from bench.build import build
+from bench.runner import RunSettings, final_seed, run, trial_seed
 from methods.random_search import RandomSearch
 from tests.helpers import TINY, bench_config
 
@@ -66,7 +66,7 @@ def test_only_the_objective_status_costs_and_public_metrics_reach_a_method(task)
     overrides = TINY if task == "bikeshare" else ["task=hartmann6", "task.noise_std=0.1"]
     experiment = build(bench_config(*overrides))
     method = RecordingRandomSearch(experiment.task.space, 5)
-    result = run(experiment.task, method, Budget(evaluations=5), seed=5, batch_size=2)
+    result = run(experiment.task, method, Budget(evaluations=5), seed=5, settings=RunSettings(batch_size=2))
     assert len(method.told) == 5
     for trial, (config, told) in zip(result.trials, method.told, strict=True):
         recorded = trial.evaluation
@@ -90,7 +90,9 @@ def test_only_the_objective_status_costs_and_public_metrics_reach_a_method(task)
 
 def test_the_incumbent_is_retrained_on_fresh_seeds(experiment):
     method = RecordingRandomSearch(experiment.task.space, 5)
-    result = run(experiment.task, method, Budget(evaluations=5), seed=5, batch_size=2, incumbent_repeats=3)
+    result = run(
+        experiment.task, method, Budget(evaluations=5), seed=5, settings=RunSettings(batch_size=2, incumbent_repeats=3)
+    )
     assert result.final_seeds == [final_seed(5, r) for r in range(3)]
     assert not set(result.final_seeds) & {trial_seed(5, i) for i in range(100)}
     assert [e.objective for e in result.final] == [

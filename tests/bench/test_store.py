@@ -8,11 +8,13 @@ import time
 import pandas as pd
 import pytest
 
-from bench.app import build
 from bench.budget import Budget
+from bench.build import build
 from bench.errors import BenchError
+from bench.records import RUN_FILE, TRIALS_JSONL, read_trials_jsonl
+from bench.report.load import load_runs, read_trials
 from bench.runner import run
-from bench.store import RUN_FILE, TRIALS_JSONL, RunStore, load_runs, read_trials, read_trials_jsonl
+from bench.store import RunStore
 from methods.random_search import RandomSearch
 from tests.helpers import ROOT, TINY, bench_config
 

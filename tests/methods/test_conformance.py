@@ -1,17 +1,23 @@
 """The conformance checks (bench/conformance.py) over every registered method (conf/method/*.yaml)
-on every task it accepts, and over every registered task (conf/task/*.yaml)."""
+on every task it accepts, over every variant a preset runs (conf/method/<preset>/*.yaml) on its
+preset's task, and over every registered task (conf/task/*.yaml)."""
 
 from pathlib import Path
 
 import pytest
 
-from bench.app import CONFIG_DIR, build
 from bench.budget import Budget
+from bench.build import build
+from bench.config import CONFIG_DIR
 from bench.conformance import check_method, check_task
 from bench.errors import BenchError
 from tests.helpers import TINY, TINY_FIXED, bench_config
 
 METHODS = sorted(p.stem for p in (Path(CONFIG_DIR) / "method").glob("*.yaml"))
+VARIANTS = sorted(
+    str(p.relative_to(Path(CONFIG_DIR) / "method").with_suffix(""))
+    for p in (Path(CONFIG_DIR) / "method").glob("*/*.yaml")
+)
 TASKS = sorted(p.stem for p in (Path(CONFIG_DIR) / "task").glob("*.yaml"))
 MNIST = ["task.dataset=digits", "task.layers=[8]", "task.space.iterations.low=5", "task.space.iterations.high=30"]
 TEXT_RNN = [  # a small network on the real corpus: an epoch of 40 steps of 256 texts cut to 12 tokens
@@ -45,8 +51,16 @@ OPTIONS = {"default": ["method.repeats=5"]}  # the default configuration, evalua
 HYPERGRADIENT = ("drmad", "drmad_k10", "exact_hypergrad")
 
 
-def test_every_task_has_a_small_setting():
+PRESET_SETTINGS = {  # the folder of a preset's method variants -> a small setting of the task that preset tunes
+    "bo_vs_hypergrad": "bikeshare[fixed]",
+    "bo_vs_hypergrad_42k": "bikeshare[fixed]",
+    "fair_baseline_text": "text_rnn[fixed]",
+}
+
+
+def test_every_task_has_a_small_setting_and_every_variant_folder_its_presets_task():
     assert set(TASKS) <= {name.split("[")[0] for name in SETTINGS}
+    assert {variant.split("/")[0] for variant in VARIANTS} == set(PRESET_SETTINGS)
 
 
 def overrides(method_name: str, setting: str) -> list[str]:
@@ -69,6 +83,18 @@ def test_method_conforms(method_name, setting):
 
     def make(seed):
         experiment = build(bench_config(*overrides(method_name, setting), f"seed={seed}"))
+        return experiment.task, experiment.method
+
+    check_method(make, Budget(evaluations=5))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_presets_method_variant_conforms_with_its_own_settings(variant):
+    """A variant is checked as the preset runs it: its design size, meta-optimiser and meta step kept."""
+    setting = SETTINGS[PRESET_SETTINGS[variant.split("/")[0]]]
+
+    def make(seed):
+        experiment = build(bench_config(*setting, f"method={variant}", f"seed={seed}"))
         return experiment.task, experiment.method
 
     check_method(make, Budget(evaluations=5))

@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from bench.app import build
 from bench.budget import Budget
+from bench.build import build
 from bench.errors import BenchError
 from bench.protocols import Evaluation, TrainingProblem
-from bench.runner import run
+from bench.runner import RunSettings, run
 from methods.drmad import Hyperparameters, drmad_hypergradient, exact_hypergradient, train
 from tests.helpers import TINY, TINY_FIXED, bench_config
 
@@ -171,7 +171,9 @@ def test_the_pure_training_is_the_black_box_training():
 @pytest.mark.parametrize("method", ["drmad", "exact_hypergrad"])
 def test_hyper_iterations_record_trials_and_lower_the_validation_loss(method):
     experiment = build(bench_config("task=bikeshare", f"method={method}", "seed=0", *TINY_FIXED))
-    result = run(experiment.task, experiment.method, Budget(evaluations=6), 0, incumbent_repeats=1)
+    result = run(
+        experiment.task, experiment.method, Budget(evaluations=6), 0, settings=RunSettings(incumbent_repeats=1)
+    )
     assert len(result.trials) == 6
     assert [t.evaluation.metrics["hyper_iteration"] for t in result.trials] == list(range(6))
     assert all(t.config["hidden_nodes"] == 2 and t.config["iterations"] == 20 for t in result.trials)
@@ -196,7 +198,9 @@ def test_a_diverged_hyper_iteration_is_rejected_and_halves_the_meta_step():
             "+task.space.hidden_nodes.fixed=2",
         )
     )
-    result = run(experiment.task, experiment.method, Budget(evaluations=5), 0, incumbent_repeats=0)
+    result = run(
+        experiment.task, experiment.method, Budget(evaluations=5), 0, settings=RunSettings(incumbent_repeats=0)
+    )
     first, second = result.trials[0].evaluation, result.trials[1].evaluation
     assert first.status == "diverged"
     assert second.metrics["meta_step"] == first.metrics["meta_step"] / 2
@@ -234,7 +238,7 @@ def test_the_space_decides_what_is_tuned_and_the_first_adam_step_is_the_meta_ste
         )
     )
     method = experiment.method
-    result = run(experiment.task, method, Budget(evaluations=1), 0, incumbent_repeats=0)
+    result = run(experiment.task, method, Budget(evaluations=1), 0, settings=RunSettings(incumbent_repeats=0))
     first, (second,) = result.trials[0].config, method.ask(1)
     assert first["learning_rate"] == second["learning_rate"] == 0.3
     gradient = method.good_gradient.double()  # the first hyper-iteration's hypergradient, accepted
@@ -248,7 +252,9 @@ def test_the_space_decides_what_is_tuned_and_the_first_adam_step_is_the_meta_ste
 
 def test_momentum_fixed_at_zero_stays_zero():
     experiment = build(bench_config("task=bikeshare", "method=drmad", *TINY_FIXED, "+task.space.momentum.fixed=0"))
-    result = run(experiment.task, experiment.method, Budget(evaluations=3), 0, incumbent_repeats=0)
+    result = run(
+        experiment.task, experiment.method, Budget(evaluations=3), 0, settings=RunSettings(incumbent_repeats=0)
+    )
     assert [t.config["momentum"] for t in result.trials] == [0.0] * 3
     assert all(t.evaluation.ok for t in result.trials)
     assert len({t.config["learning_rate"] for t in result.trials}) == 3
@@ -261,7 +267,9 @@ def test_hyper_iterations_on_cuda_keep_the_task_device_and_match_the_cpu(method)
         experiment = build(
             bench_config("task=bikeshare", f"method={method}", "seed=0", f"device={device}", *TINY_FIXED)
         )
-        result = run(experiment.task, experiment.method, Budget(evaluations=3), 0, incumbent_repeats=1)
+        result = run(
+            experiment.task, experiment.method, Budget(evaluations=3), 0, settings=RunSettings(incumbent_repeats=1)
+        )
         assert experiment.method.theta.device.type == torch.device(device).type  # hyperparameters follow the task
         assert experiment.method.last_gradient.device.type == torch.device(device).type
         return [t.evaluation.objective for t in result.trials], experiment.method.theta.cpu()

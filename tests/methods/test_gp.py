@@ -2,15 +2,21 @@ import numpy as np
 import pytest
 import torch
 
-from bench.app import build
 from bench.budget import Budget
-from bench.runner import run
+from bench.build import build
+from bench.runner import RunSettings, run
 from tests.helpers import bench_config
 
 
 def branin_regret(method: str, evaluations: int = 25, seed: int = 0) -> float:
     experiment = build(bench_config("task=branin", f"method={method}", f"seed={seed}"))
-    result = run(experiment.task, experiment.method, Budget(evaluations=evaluations), seed, incumbent_repeats=0)
+    result = run(
+        experiment.task,
+        experiment.method,
+        Budget(evaluations=evaluations),
+        seed,
+        settings=RunSettings(incumbent_repeats=0),
+    )
     return result.incumbent.evaluation.test["regret"]
 
 
@@ -25,7 +31,13 @@ def test_bayesian_optimisation_finds_the_branin_minimum(method):
 def fitted(*overrides: str, method: str = "gp_ei", evaluations: int = 14):
     """A GP method after ``evaluations`` trials on hartmann6 (seed 0), and its GP fitted on them."""
     experiment = build(bench_config("task=hartmann6", f"method={method}", "seed=0", *overrides))
-    run(experiment.task, experiment.method, Budget(evaluations=evaluations), 0, incumbent_repeats=0)
+    run(
+        experiment.task,
+        experiment.method,
+        Budget(evaluations=evaluations),
+        0,
+        settings=RunSettings(incumbent_repeats=0),
+    )
     return experiment.method, experiment.method.fit()
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from bench.app import build
 from bench.budget import Budget
-from bench.runner import run
+from bench.build import build
+from bench.runner import RunSettings, run
 from tests.helpers import TINY, bench_config
 
 MODEL_BASED = ["gp_ei", "gp_ts", "skopt_gp"]
@@ -24,7 +24,9 @@ def test_every_model_based_method_starts_from_the_same_sobol_design():
     starts = []
     for method in MODEL_BASED:
         experiment = build(bench_config("task=hartmann6", f"method={method}", "seed=4"))
-        result = run(experiment.task, experiment.method, Budget(evaluations=12), 4, incumbent_repeats=0)
+        result = run(
+            experiment.task, experiment.method, Budget(evaluations=12), 4, settings=RunSettings(incumbent_repeats=0)
+        )
         starts.append([t.config for t in result.trials])
     assert starts[0] == starts[1] == starts[2] == experiment.task.space.sobol(12, 4)
 
@@ -32,7 +34,13 @@ def test_every_model_based_method_starts_from_the_same_sobol_design():
 @pytest.mark.parametrize("method", MODEL_BASED)
 def test_a_small_discrete_space_is_exhausted_without_repeats(method):
     experiment = build(bench_config(*DISCRETE, f"method={method}", "method.n_initial=4"))
-    result = run(experiment.task, experiment.method, Budget(evaluations=20), 0, batch_size=3, incumbent_repeats=0)
+    result = run(
+        experiment.task,
+        experiment.method,
+        Budget(evaluations=20),
+        0,
+        settings=RunSettings(batch_size=3, incumbent_repeats=0),
+    )
     keys = [tuple(t.config.values()) for t in result.trials]
     assert len(keys) == len(set(keys)) == 12
     assert result.stop_reason == "the method has nothing left to ask"
@@ -49,7 +57,9 @@ def test_failed_trials_are_imputed_and_the_run_goes_on(method):
             "task.space.learning_rate={type:real,low:1.0,high:1e4,log:true,default:1.0}",
         )
     )
-    result = run(experiment.task, experiment.method, Budget(evaluations=9), 0, incumbent_repeats=0)
+    result = run(
+        experiment.task, experiment.method, Budget(evaluations=9), 0, settings=RunSettings(incumbent_repeats=0)
+    )
     statuses = [t.evaluation.status for t in result.trials]
     assert len(result.trials) == 9 and "diverged" in statuses and "ok" in statuses
     targets = experiment.method.targets()

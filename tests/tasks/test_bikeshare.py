@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from bench.app import build
 from bench.budget import Budget
+from bench.build import build
 from bench.errors import BenchError
-from bench.runner import run, trial_seed
+from bench.runner import RunSettings, run, trial_seed
 from methods.random_search import RandomSearch
 from tasks.bikeshare import (
     RUBRIC_TRAIN,
@@ -151,7 +151,9 @@ def test_a_run_with_batches_records_the_trials_of_one_without(tmp_path):
 
     def trials(vectorise):
         method = RandomSearch(experiment.task.space, 3)
-        result = run(experiment.task, method, Budget(evaluations=10), 3, batch_size=4, vectorise=vectorise)
+        result = run(
+            experiment.task, method, Budget(evaluations=10), 3, settings=RunSettings(batch_size=4, vectorise=vectorise)
+        )
         return [(t.index, t.config, t.seed, t.evaluation.status, t.evaluation.objective) for t in result.trials]
 
     batched, sequential = trials(True), trials(False)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.app import build
+from bench.build import build
 from bench.errors import BenchError
 from bench.runner import trial_seed
 from methods.drmad import Hyperparameters, exact_hypergradient, train
@@ -120,7 +120,8 @@ def test_the_drmad_mnist_preset_prints_the_paper_table_beside_its_own_trials(tmp
         f"{trials['drmad'][20]:.2f}% (1 run)",
         f"{trials['exact_hypergrad'][30]:.2f}% (1 run)",
     ]
-    assert "| published (Fu et al. 2016" in done.stdout and "15.10%" in done.stdout
+    assert "| published (MNIST)" in done.stdout and "15.10%" in done.stdout
+    assert "Published: Fu et al. 2016 (DrMAD, IJCAI)" in done.stdout
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])

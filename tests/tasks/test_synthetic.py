@@ -5,7 +5,7 @@ import pytest
 import torch
 from botorch.test_functions import Branin, Hartmann
 
-from bench.app import build
+from bench.build import build
 from bench.errors import BenchError
 from tasks.synthetic import branin, hartmann6
 from tests.helpers import bench_config

@@ -6,7 +6,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import l1_min_c
 
-from bench.app import build
+from bench.build import build
 from bench.errors import BenchError
 from tests.helpers import bench_config
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from bench.app import build
+from bench.build import build
 from bench.errors import BenchError
 from methods.drmad import Hyperparameters, train
 from tasks.text_rnn import PAD, UNKNOWN, build_vocabulary, encode, layout, logits, tokenize, unflatten

@@ -37,7 +37,6 @@ from optuna.trial import create_trial
 from skopt.space import Categorical
 
 from bench.errors import BenchError
-from bench.identity import run_labels
 from bench.space import SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -46,8 +45,8 @@ MIN_TRIALS = 10
 """Fewer ok trials than this give no importance: a forest on a handful of points says nothing."""
 MAX_TRIALS = 500
 """An experiment with more ok trials is read from a seeded random subsample of this many: Optuna's
-fANOVA grows faster than linearly (about 10 s for 500 trials of text_linear on one CPU core,
-50 s for 1,000), and 500 uniform draws already pin the main effects down."""
+fANOVA grows faster than linearly in the trials (``python -m bench.perf importance`` measures it),
+and 500 uniform draws already pin the main effects down."""
 
 
 def unit_values(space: SearchSpace, config: Mapping[str, Any]) -> dict[str, float | int]:
@@ -101,11 +100,10 @@ def fanova(
 def experiment_importance(
     runs: pd.DataFrame, trials: pd.DataFrame, seed: int = 0, max_trials: int = MAX_TRIALS
 ) -> pd.DataFrame:
-    """fANOVA per experiment (task and labelled method, seeds pooled) over ``bench.store.load_runs``
+    """fANOVA per experiment (task and labelled method, seeds pooled) over ``load_runs``'s
     frames, from at most ``max_trials`` ok trials each (a seeded subsample). Experiments with fewer
     than ``MIN_TRIALS`` ok trials are left out. Returns the rows of ``fanova`` with ``task``,
     ``method`` and ``trials`` (the ok trials read) in front."""
-    runs = runs.assign(label=run_labels(runs))
     tables = []
     for (task, _), group in runs.groupby(["task", "experiment"], sort=True):
         rows = trials[trials["run_id"].isin(group["run_id"]) & (trials["status"] == "ok")]

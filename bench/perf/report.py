@@ -1,10 +1,12 @@
 """``python -m bench.perf report``: how long the full report takes on a large results folder.
 
+    python -m bench.perf report [--json FILE] [--runs 1000] [--tasks 4] [--methods 5] [--trials 50]
+
 Builds ``--runs`` synthetic runs (default 1,000: ``--tasks`` tasks x ``--methods`` methods x as
 many seeds as it takes, ``--trials`` trials each) written through the real store
 (``bench.store.RunStore``: ``run.json``, ``trials.jsonl``, ``trials.parquet``), so the report
 reads exactly what a sweep leaves; then times ``load_runs`` and the full report
-(``bench.full_report.write_report``: every table, every figure, the HTML page), each in its own
+(``bench.report.page.write_report``: every table, every figure, the HTML page), each in its own
 step. A method's objective is a noisy decreasing curve whose level depends on the method, so the
 statistics have real differences to find. Prints a table; ``--json`` writes the record.
 """
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,11 +23,14 @@ import numpy as np
 import pandas as pd
 
 from bench.identity import digest
-from bench.perf import write_records
+from bench.perf.common import fail, write_records
 from bench.protocols import Evaluation
 from bench.provenance import provenance
-from bench.runner import RunResult, Trial
-from bench.store import RunStore, load_runs
+from bench.records import RunResult, Trial
+from bench.report.load import load_runs
+from bench.store import RunStore
+
+HELP = "seconds of the full report on 1,000 synthetic runs"
 
 
 def synthetic_runs(root: Path, runs: int, tasks: int, methods: int, trials: int) -> None:
@@ -72,13 +76,11 @@ def _one_run(directory: Path, task: str, method: str, seed: int, level: int, n: 
 
 def main(args: argparse.Namespace) -> int:
     if min(args.runs, args.tasks, args.methods, args.trials) < 1:
-        print(
-            f"error: --runs {args.runs} --tasks {args.tasks} --methods {args.methods} --trials {args.trials}: "
-            "give positive whole numbers",
-            file=sys.stderr,
+        return fail(
+            f"--runs {args.runs} --tasks {args.tasks} --methods {args.methods} --trials {args.trials}: "
+            "give positive whole numbers"
         )
-        return 2
-    from bench.full_report import write_report  # matplotlib: only for this benchmark, not every bench.perf start
+    from bench.report.page import write_report  # matplotlib: only for this benchmark, not every bench.perf start
 
     with tempfile.TemporaryDirectory(prefix="bench-perf-report-") as folder:
         root = Path(folder) / "results"

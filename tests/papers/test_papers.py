@@ -1,4 +1,5 @@
-"""The fair-baseline table over real text runs: its numbers recomputed from the run files."""
+"""The paper tables (papers/) over real runs: their numbers recomputed from the run files, read from the
+tables' DataFrames (claims and detail), not from rendered Markdown."""
 
 import json
 
@@ -6,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.papers import _budget
+from bench.report.load import load_runs
+from bench.report.papers import paper_table
+from papers.fair_baseline import budget_text
 from tests.helpers import run_bench, run_module
 
 TINY_RNN = [
@@ -38,36 +41,35 @@ def text_runs(tmp_path_factory):
 
 
 def test_the_fair_baseline_table_pairs_tuned_rows_with_the_default_by_seed(text_runs):
-    done = run_module("bench.report", str(text_runs), "--table-only", "--paper", "fair_baseline_text", cwd=text_runs)
-    assert done.returncode == 0, done.stderr
-    paper = done.stdout.split("| model")[1]
+    found = paper_table("fair_baseline_text", *load_runs(text_runs))
     accuracy = {}
     for path in text_runs.glob("*/*/run.json"):
         meta = json.loads(path.read_text())
         accuracy.setdefault((meta["task"], meta["method"]), {})[meta["seed"]] = meta["final"]["test_metric"]
-    rows = {}
-    for line in paper.splitlines()[2:]:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        rows[(cells[0], cells[2])] = cells
+    rows = found.detail
     assert len(rows) == 5
+    claims = found.claims.set_index("claim")
     for (task, method), by_seed in accuracy.items():
         model = "logistic regression" if task == "text_linear" else "recurrent network"
         tuning = method if method != "default" else "none"
-        key = next(k for k in rows if k[0].startswith(model) and k[1].startswith(tuning))
-        cells = rows[key]
+        row = rows[rows["model"].str.startswith(model) & rows["tuning"].str.startswith(tuning)].iloc[0]
         values = np.array([by_seed[s] for s in sorted(by_seed)])
-        assert cells[1] == "rotten_tomatoes" and cells[4] == "3"
-        assert cells[6].startswith(f"{np.median(values):.3f} [")
-        assert cells[7] == f"{np.std(values, ddof=1):.3f}"
+        assert row["dataset"] == "rotten_tomatoes" and row["seeds"] == 3
+        assert row["test accuracy: median [IQR]"].startswith(f"{np.median(values):.3f} [")
+        assert row["sd"] == f"{np.std(values, ddof=1):.3f}"
         if method == "default":
-            assert cells[3] == "-" and cells[8] == "-"
+            assert row["budget"] == "-" and row["gap to default: median"] == "-"
         else:
             default = accuracy[(task, "default")]
-            gap = np.median([by_seed[s] - default[s] for s in by_seed])
-            assert cells[3] == "2 s" and cells[8] == f"{gap:+.3f}"
-            assert cells[10] in ("yes", "no")
+            gaps = [by_seed[s] - default[s] for s in by_seed]
+            gap = np.median(gaps)
+            spread = max(np.std(values, ddof=1), np.std(list(default.values()), ddof=1))
+            assert row["budget"] == "2 s" and row["gap to default: median"] == f"{gap:+.3f}"
+            assert row["gap > spread"] == ("yes" if abs(gap) > spread else "no")
+            claim = claims.loc[f"tuning by {method} beats the {task} default by more than the seed-to-seed spread"]
+            assert claim["holds"] == bool(gap > spread) and claim["published"] == "not known"
+    done = run_module("bench.report", str(text_runs), "--table-only", "--paper", "fair_baseline_text", cwd=text_runs)
+    assert done.returncode == 0 and "| recurrent network (GRU / LSTM, Greff et al. 2017)" in done.stdout
 
 
 @pytest.mark.parametrize(
@@ -83,7 +85,7 @@ def test_a_budget_is_shown_in_its_unit_with_thousands_separated(seconds, steps, 
     rows = pd.DataFrame(
         {"budget_seconds": [seconds] * 2, "budget_train_steps": [steps] * 2, "budget_evaluations": [evaluations] * 2}
     )
-    assert _budget(rows) == shown
+    assert budget_text(rows) == shown
 
 
 def test_the_table_names_the_preset_when_there_are_no_text_runs(tmp_path):
@@ -105,7 +107,7 @@ def _random_search_runs(root, objective, seeds=2, trials=40):
     """Runs of random search on text_rnn written through the real store, with a known objective."""
     from bench.identity import digest
     from bench.protocols import Evaluation
-    from bench.runner import RunResult, Trial
+    from bench.records import RunResult, Trial
     from bench.space import SearchSpace
     from bench.store import RunStore
 
@@ -126,31 +128,27 @@ def _random_search_runs(root, objective, seeds=2, trials=40):
         store.finish(RunResult(made, "budget", float(trials), made[0], [made[0].evaluation], [0]), "completed")
 
 
-def _claims(done):
-    """claim -> pass / fail, from the paper table (the lines after its "| claim" header)."""
-    lines = done.stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| claim"))
-    rows = [line.split("|")[1:-1] for line in lines[start + 2 :] if line.startswith("|")]
-    return {cells[0].strip(): cells[-1].strip() for cells in rows}
+def _claims(root, name):
+    """claim -> holds (True, False or None), from the paper table's claims."""
+    return paper_table(name, *load_runs(root)).claims.set_index("claim")["holds"].to_dict()
 
 
 def test_lstm_odyssey_passes_when_only_the_learning_rate_matters(tmp_path):
     _random_search_runs(tmp_path, lambda c: (np.log10(c["learning_rate"]) + 1) ** 2)
-    done = run_module("bench.report", str(tmp_path), "--table-only", "--paper", "lstm_odyssey", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert _claims(done) == {
-        "most important hyperparameter": "pass",
-        "learning rate's share of variance": "pass",
-        "momentum's share (matters little)": "pass",
+    assert _claims(tmp_path, "lstm_odyssey") == {
+        "most important hyperparameter": True,
+        "learning rate's share of variance": True,
+        "momentum's share (matters little)": True,
     }
 
 
 def test_lstm_odyssey_fails_when_momentum_matters_instead(tmp_path):
     _random_search_runs(tmp_path, lambda c: np.log10(1 - c["momentum"]) ** 2)
+    assert set(_claims(tmp_path, "lstm_odyssey").values()) == {False}
+    claims = paper_table("lstm_odyssey", *load_runs(tmp_path)).claims.set_index("claim")
+    assert claims.loc["most important hyperparameter", "ours"] == "momentum"
     done = run_module("bench.report", str(tmp_path), "--table-only", "--paper", "lstm_odyssey", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert set(_claims(done).values()) == {"fail"}
-    assert "momentum" in done.stdout.split("most important hyperparameter")[1].split("\n")[0]
+    assert done.returncode == 0 and "| most important hyperparameter" in done.stdout
 
 
 # ------------------------------------------------------------------------------ bo_vs_hypergrad
@@ -169,14 +167,13 @@ def test_bo_vs_hypergrad_compares_drmad_with_exact_at_equal_steps(tmp_path):
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    done = run_module("bench.report", str(tmp_path), "--table-only", "--paper", "bo_vs_hypergrad", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    claims = _claims(done)
+    found = paper_table("bo_vs_hypergrad", *load_runs(tmp_path)).claims.set_index("claim")
     # DrMAD with K = T takes as many reverse steps as exact reverse mode: no saving in training steps
     # (its saving is memory: bench.perf hypergrad)
-    assert claims["drmad is cheaper per hyper-iteration"] == "fail"
-    assert "1x fewer training steps" in done.stdout
-    assert claims["drmad tunes as well as exact"] in {"pass", "fail"}
+    assert found.loc["drmad is cheaper per hyper-iteration", "holds"] in (False,)
+    assert found.loc["drmad is cheaper per hyper-iteration", "ours"] == "1x fewer training steps per hyper-iteration"
+    assert found.loc["drmad tunes as well as exact", "holds"] in {True, False}
+    assert found.loc["drmad against the best black-box method (random)", "holds"] is None
     missing = run_module(
         "bench.report",
         str(next((tmp_path / "sweep").glob("*_random_s0"))),

@@ -2,6 +2,8 @@
 (``evaluate``) against together (``evaluate_batch``, one vectorised training per group of similar
 shapes), on a CPU with one torch thread and on CUDA when a GPU is visible.
 
+    python -m bench.perf batched [--json FILE] [--q 8,32,128] [--iterations 500] [--devices cpu,cuda]
+
 Two spaces: *fixed shape*, the space of the ``bo_vs_hypergrad`` preset (16 hidden units, learning
 rate, momentum and L2 drawn, ``--iterations`` steps each), where every configuration shares one
 shape; and *full space*, bikeshare's whole space with iterations up to ``--iterations``, where
@@ -15,18 +17,19 @@ objectives (float32; a configuration at the edge of divergence can differ visibl
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from bench.app import build
+from bench.build import build
 from bench.errors import USER_ERRORS, describe
-from bench.perf import compose_config, progress, write_records
+from bench.perf.common import compose_config, fail, progress, write_records
 from bench.provenance import provenance
 from bench.runner import trial_seed
-from methods.random_search import RandomSearch
+
+HELP = "bikeshare trials one by one against one vectorised training"
 
 SPACES = {
     "fixed shape": ["+task.space.hidden_nodes.fixed=16", "+task.space.iterations.fixed={iterations}"],
@@ -44,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def measure(space: str, q: int, device: str, iterations: int) -> dict:
     overrides = [o.format(iterations=iterations) for o in SPACES[space]]
     task = build(compose_config(["task=bikeshare", f"device={device}", *overrides])).task
-    configs = RandomSearch(task.space, 0).ask(q)
+    configs = task.space.sample(q, np.random.default_rng([0, 0x5EED]))  # random search's first draws, seed 0
     seeds = [trial_seed(0, i) for i in range(q)]
     task.evaluate_batch(configs[:2], seeds[:2])  # warm-up: kernels, allocator
     synchronise = (lambda: torch.cuda.synchronize(device)) if device.startswith("cuda") else (lambda: None)
@@ -78,10 +81,7 @@ def main(args: argparse.Namespace) -> int:
         if sizes[0] < 1 or args.iterations < 50:
             raise ValueError
     except ValueError:
-        print(
-            f"error: --q {args.q!r} --iterations {args.iterations}: give q >= 1 and iterations >= 50", file=sys.stderr
-        )
-        return 2
+        return fail(f"--q {args.q!r} --iterations {args.iterations}: give q >= 1 and iterations >= 50")
     devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     torch.set_num_threads(1)
     records = []
@@ -92,8 +92,7 @@ def main(args: argparse.Namespace) -> int:
                     progress(f"{space}, q = {q}, {device} ...")
                     records.append(measure(space, q, device, args.iterations))
     except USER_ERRORS as error:
-        print(f"error: {describe(error)}", file=sys.stderr)
-        return 2
+        return fail(describe(error))
     machine = provenance()
     print(f"\nBikeshare trials one by one and batched, 1 torch thread on the CPU, {machine['platform']}:\n")
     print(table(records))

@@ -1,3 +1,6 @@
+"""The comparison table (bench/report/table.py) and the sweep's end (bench/report/callback.py) over
+real sweeps: every number recomputed from the run files."""
+
 import json
 from io import StringIO
 
@@ -100,11 +103,15 @@ def test_a_two_option_sweep_and_two_budgets_are_four_rows(tmp_path):
     assert trials["random[budget.evaluations=3]"] == 3 and trials["random[budget.evaluations=4]"] == 4
 
 
-def test_the_sweep_prints_its_table_and_saves_it(sweep):
+def test_the_sweep_prints_its_verdict_and_table_and_saves_them(sweep):
     directory, done = sweep
     assert "| bikeshare | random" in done.stdout and "| bikeshare | default" in done.stdout
     assert f"python -m bench.report {directory}" in done.stdout
-    assert (directory / "report.md").read_text().startswith("| task")
+    saved = (directory / "report.md").read_text()
+    assert saved.startswith("**bikeshare** (2 seeds, on the retrained validation objective")
+    assert saved in done.stdout
+    # the legend names the task's own pass criterion, declared by the task
+    assert "rubric (bikeshare: Udacity rubric: train MSE < 0.09 and validation MSE < 0.18)" in saved
 
 
 @pytest.mark.parametrize("fmt", ["markdown", "latex"])
@@ -136,13 +143,47 @@ def test_report_errors_are_one_line(sweep, arguments, message):
 
 
 def test_the_rubric_table_gives_each_methods_pass_rate_from_the_run_files(sweep):
+    from bench.report.load import load_runs
+    from bench.report.papers import paper_table
+
     directory, _ = sweep
-    done = run_module("bench.report", str(directory), "--table-only", "--paper", "bikeshare_rubric", cwd=directory)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("| method"))
-    rows = {line.split("|")[1].strip(): line.split("|") for line in lines[header + 2 :] if line.startswith("|")}
+    found = paper_table("bikeshare_rubric", *load_runs(directory))
+    rates = found.detail.set_index("method").iloc[:, -1]
+    holds = found.claims.set_index("claim")["holds"]
     for method, values in expected_rows(directory).items():
         rate = np.mean([rubric for _, _, rubric in values])
-        assert rows[method][5].strip() == f"{rate:.0%}"
-    assert rows["default"][6].strip() == "fails"
+        assert rates[method] == f"{rate:.0%}"
+    assert holds["default fails the rubric"] == (np.mean([r for _, _, r in expected_rows(directory)["default"]]) == 0)
+    done = run_module("bench.report", str(directory), "--table-only", "--paper", "bikeshare_rubric", cwd=directory)
+    assert done.returncode == 0 and "| default fails the rubric" in done.stdout
+
+
+def test_without_retraining_the_verdict_is_on_the_best_validation_and_says_so(tmp_path):
+    """incumbent_repeats=0: no run has a retrained score, so wins, tests and the best row are read from
+    the best validation objective, and the table and verdict name it (a missing statistic is no verdict)."""
+    done = run_bench(
+        "-m",
+        "task=branin",
+        "method=random,default",
+        "seed=0,1,2",
+        "budget.evaluations=4",
+        "incumbent_repeats=0",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    csv = run_module("bench.report", str(tmp_path), "--table-only", "--format", "csv", cwd=tmp_path)
+    table = pd.read_csv(StringIO(csv.stdout)).set_index("method")
+    assert table["retrained_median"].isna().all() and set(table["score"]) == {"best_objective"}
+    best = {}
+    for path in (tmp_path / "sweep").glob("*/trials.parquet"):
+        trials = pd.read_parquet(path)
+        best.setdefault(trials["method"].iloc[0], {})[int(trials["seed"].iloc[0])] = trials["objective"].min()
+    medians = {method: np.median(list(values.values())) for method, values in best.items()}
+    winner = min(medians, key=medians.get)
+    assert table.loc[winner, "best"] and not table.drop(index=winner)["best"].any()
+    wins = sum(best[winner][s] <= min(v[s] for v in best.values()) for s in range(3))
+    assert table.loc[winner, "wins"] == wins
+    saved = (tmp_path / "sweep" / "report.md").read_text()
+    assert f"**branin** (3 seeds, on the best validation objective; lower is better): best **{winner}**" in saved
+    assert "rubric" not in saved  # branin declares no pass criterion: the legend does not mention one

@@ -97,6 +97,13 @@ def test_batched_benchmark_times_both_paths_on_the_same_networks(tmp_path):
     assert "| fixed shape | cpu | 4 |" in done.stdout
 
 
+def test_importance_benchmark_times_fanova_on_the_tasks_space(tmp_path):
+    done, records = perf(tmp_path, "importance", "--trials", "20,30", "--task", "branin")
+    assert [(r["trials"], r["hyperparameters"]) for r in records] == [(20, 2), (30, 2)]
+    assert all(r["top"] == "x1" and r["seconds"] > 0 for r in records)  # the objective's bowl is in x1
+    assert "hyperparameters |" in done.stdout and "| x1" in done.stdout
+
+
 def test_bad_benchmark_arguments_are_one_line_errors(tmp_path):
     for arguments in (
         ["hypergrad", "--steps", "0"],
@@ -104,6 +111,8 @@ def test_bad_benchmark_arguments_are_one_line_errors(tmp_path):
         ["agreement", "--tasks", "nope"],
         ["text", "--epochs", "0"],
         ["batched", "--q", "0"],
+        ["importance", "--trials", "5"],
+        ["importance", "--task", "nope"],
     ):
         done = run_module("bench.perf", *arguments, cwd=tmp_path)
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr

@@ -1,17 +1,18 @@
-"""The full report (bench/full_report.py) over a real sweep: 3 tasks x 3 methods x 3 seeds."""
+"""The full report (bench/report/sections.py, page.py) over real sweeps: 3 tasks x 3 methods x 3 seeds."""
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from bench.importance import fanova
+from bench.report.importance import fanova
 from bench.space import SearchSpace
 from tests.helpers import TINY, run_bench, run_module
 
-SECTIONS = ["comparison", "anytime", "ranks", "comparison_vs_best", "final", "across_tasks", "expected_best"]
+SECTIONS = ["verdict", "comparison", "anytime", "ranks", "comparison_vs_best", "final", "across_tasks", "expected_best"]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,8 @@ def test_every_section_table_and_figure_is_written(results):
     ]:
         assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (out / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
-    for name in ["comparison", "anytime", "ranks", "comparison_vs_best", "across_tasks", "expected_best", "importance"]:
+    tables = ["comparison", "anytime_steps", "anytime_seconds", "ranks_steps", "ranks_seconds", "comparison_vs_best"]
+    for name in [*tables, "across_tasks", "expected_best", "importance"]:
         assert len(pd.read_csv(out / f"{name}.csv")) > 0
         assert (out / f"{name}.tex").read_text().startswith("\\begin{tabular}")
     assert "## Across tasks" in stdout and "Friedman test over 3 tasks" in stdout
@@ -58,6 +60,25 @@ def test_the_page_is_self_contained(results):
     assert images == len(list((root / "report").glob("*.png")))
 
 
+def test_the_page_opens_with_the_verdict_per_task_then_the_headline_figure(results):
+    root, _ = results
+    page = (root / "report" / "index.html").read_text()
+    body = page.split("<body>")[1]
+    first_table, first_image = body.index("<table"), body.index("<img")
+    verdicts = [
+        body.index(f'<p class="verdict"><strong>{task}</strong>') for task in ("bikeshare", "branin", "hartmann6")
+    ]
+    assert max(verdicts) < first_image < first_table
+    assert 'class="headline" alt="anytime_steps"' in body[first_image : first_image + 60]
+    # compact tables: one row per method, budget fractions as columns
+    anytime = body[body.index('<h2 id="anytime"') :]
+    anytime = anytime[: anytime.index("</table>")]
+    header = re.findall(r"<th>(.*?)</th>", anytime)
+    rows = [re.findall(r"<td>(.*?)</td>", row) for row in anytime.split("<tbody>")[1].split("<tr>")[1:]]
+    assert header[:5] == ["task", "method", "25%", "50%", "100%"]
+    assert len(rows) == 9 and len({(row[0], row[1]) for row in rows}) == 9
+
+
 def _run_files(root):
     for path in sorted(root.rglob("run.json")):
         if "report" not in path.parts:
@@ -66,7 +87,7 @@ def _run_files(root):
 
 def test_anytime_at_the_full_budget_is_each_runs_best_straight_from_its_files(results):
     root, _ = results
-    table = pd.read_csv(root / "report" / "anytime.csv")
+    table = pd.read_csv(root / "report" / "anytime_steps.csv")
     best = {}
     for meta, trials in _run_files(root):
         best.setdefault((meta["task"], meta["method"]), []).append(
@@ -93,7 +114,7 @@ def test_expected_best_of_one_trial_is_the_mean_of_random_search_trials(results)
 
 def test_ranks_and_p_of_the_best_are_in_range(results):
     root, _ = results
-    ranks = pd.read_csv(root / "report" / "ranks.csv")
+    ranks = pd.read_csv(root / "report" / "ranks_steps.csv")
     assert ranks["mean_rank"].between(1, 3).all() and (ranks["low"] <= ranks["mean_rank"]).all()
     compared = pd.read_csv(root / "report" / "comparison_vs_best.csv")
     assert (compared.groupby("task")["best"].sum() == 1).all()

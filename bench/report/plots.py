@@ -1,4 +1,4 @@
-"""The report's figures (matplotlib, written as PNG and SVG), drawn from ``bench.analysis`` tables.
+"""The report's figures (matplotlib, written as PNG and SVG), drawn from ``bench.report.analysis`` tables.
 
 One colour per method, the same in every figure of a report (``palette``). Each function draws
 one figure, saves ``<stem>.png`` and ``<stem>.svg`` and returns the PNG's path.

@@ -1,8 +1,8 @@
-"""The report's analyses, computed from the run and trial tables (``bench.store.load_runs``).
+"""The report's analyses, computed from the run and trial tables (``bench.report.load.load_runs``).
 
 Every table here is one row per (task, method) or finer, with plain numbers (the report formats
-them). Methods are the labelled experiments of ``bench.identity.run_labels``; scores pair up by
-seed. The statistics themselves live in ``bench.stats``.
+them). Methods are the runs' labels (``bench.report.load``); scores pair up by seed. Who wins is
+``bench.report.scores``; the statistics themselves live in ``bench.report.stats``.
 
 - ``anytime``: the best validation objective found so far at 25%, 50% and 100% of the budget, in
   training steps and in seconds (median and IQR over runs, and the median normalised regret), and
@@ -11,8 +11,8 @@ seed. The statistics themselves live in ``bench.stats``.
   the task (regret 1).
 - ``ranks``: mean rank of each method over seeds at each point of that grid, with a bootstrap
   interval over seeds.
-- ``comparison``: per method, P(best > method) on the retrained validation objective with its
-  bootstrap interval and Bouthillier et al.'s verdict; the steps and seconds a run needed to reach
+- ``comparison``: per method, P(best > method) on the task's score (``bench.report.scores``) with
+  its bootstrap interval and Bouthillier et al.'s verdict; the steps and seconds a run needed to reach
   the task's target (by default the median over the task's runs of their best validation
   objective: about half the runs reach it); the share of wall time spent outside evaluation (the
   method's ask and tell, and the runner).
@@ -27,19 +27,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench import stats
-from bench.identity import run_labels
+from bench.report import scores, stats
 
 FRACTIONS = (0.25, 0.5, 1.0)
 """Budget fractions of the anytime and rank tables."""
 GRID = np.linspace(0.02, 1.0, 50)
 """Budget fractions of the anytime and rank curves."""
-SCORE = "final_objective"
-"""What the final comparisons rank: the retrained incumbent's validation objective (lower is better)."""
-
-
-def labelled(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs.assign(label=run_labels(runs)) if "label" not in runs else runs
 
 
 def _tasks(runs: pd.DataFrame, trials: pd.DataFrame):
@@ -79,7 +72,6 @@ def anytime(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(table at FRACTIONS, curves on GRID): per task, method, axis and fraction, the median and
     IQR of the best-so-far validation objective over runs and the median normalised regret."""
-    runs = labelled(runs)
     best_grids = best_grids or grids(runs, trials)
     rows = []
     for task, task_runs, task_trials in _tasks(runs, trials):
@@ -118,7 +110,6 @@ def anytime(
 def ranks(runs: pd.DataFrame, trials: pd.DataFrame, best_grids: Grids | None = None) -> pd.DataFrame:
     """Per task, axis and fraction of GRID and FRACTIONS: each method's mean rank over the seeds
     every method ran, with its 95% bootstrap interval."""
-    runs = labelled(runs)
     best_grids = best_grids or grids(runs, trials)
     tables = []
     for task, task_runs, _ in _tasks(runs, trials):
@@ -140,43 +131,37 @@ def ranks(runs: pd.DataFrame, trials: pd.DataFrame, best_grids: Grids | None = N
     return table[["task", "axis", "fraction", "method", "mean_rank", "low", "high", "seeds"]]
 
 
-def comparison(runs: pd.DataFrame, trials: pd.DataFrame, target: float | None = None) -> pd.DataFrame:
-    """Per task and method: P(best > method) with its interval and verdict, the target and the
-    steps and seconds to reach it, and the share of wall time outside evaluation."""
-    runs = labelled(runs)
+def comparison(
+    runs: pd.DataFrame, trials: pd.DataFrame, target: float | None = None, who: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Per task and method: P(best > method) with its interval and verdict (from ``who``, the
+    ``scores.per_task`` table, computed here when not given), the target and the steps and
+    seconds to reach it, and the share of wall time outside evaluation."""
+    who = (scores.per_task(runs) if who is None else who).set_index(["task", "label"])
     rows = []
     for task, task_runs, task_trials in _tasks(runs, trials):
-        # a run that exists but has no score counts as the worst (inf); a seed a method never ran stays NaN
-        scored = task_runs.assign(score=task_runs[SCORE].astype(float).fillna(math.inf))
-        scores = scored.pivot_table(index="seed", columns="label", values="score", aggfunc="median", dropna=False)
-        medians = scores.median(axis=0)
-        best = medians.idxmin() if np.isfinite(medians).any() else None
         goal = float(task_runs["best_objective"].median()) if target is None else float(target)
         reached = _first_reach(task_trials, goal).reindex(task_runs["run_id"]).fillna(math.inf)
         spent = task_trials.groupby("run_id")["cost_seconds"].sum()
         for label, group in task_runs.groupby("label", sort=True):
-            p = low = high = math.nan
-            paired = 0
-            if best is not None and label != best:
-                both = scores[[best, label]].dropna()
-                paired = len(both)
-                p, low, high = stats.probability_better(both[best].to_numpy(), both[label].to_numpy())
+            against = who.loc[(task, label)]
             ids = group["run_id"]
             outside = 1 - spent.reindex(ids).to_numpy(float) / group["seconds"].to_numpy(float)
             rows.append(
                 {
                     "task": task,
                     "method": label,
-                    "best": label == best,
-                    "p_best_better": p,
-                    "p_low": low,
-                    "p_high": high,
-                    "verdict": "best" if label == best else stats.verdict(p, low, paired),
+                    "score": against["score"],
+                    "best": bool(against["best"]),
+                    "p_best_better": against["p_best_better"],
+                    "p_low": against["p_low"],
+                    "p_high": against["p_high"],
+                    "verdict": against["verdict"],
                     "target": goal,
                     "reached": float(np.isfinite(reached.loc[ids, "steps"]).mean()),
                     "steps_to_target": float(reached.loc[ids, "steps"].median()),
                     "seconds_to_target": float(reached.loc[ids, "seconds"].median()),
-                    "paired_seeds": paired,
+                    "paired_seeds": int(against["paired"]),
                     "outside_evaluation": float(pd.Series(np.clip(outside, 0, 1)).median()),  # NaN: no trials
                     "test_median": float(group["final_test_metric"].median()),
                     "test_metric": str(group["test_metric_name"].iloc[0]),
@@ -194,16 +179,16 @@ def _first_reach(trials: pd.DataFrame, target: float) -> pd.DataFrame:
     return first.rename(columns={"cumulative_steps": "steps", "cumulative_seconds": "seconds"})
 
 
-def across_tasks(runs: pd.DataFrame) -> dict[str, object] | None:
+def across_tasks(runs: pd.DataFrame, who: pd.DataFrame | None = None) -> dict[str, object] | None:
     """The Friedman test over tasks of the methods (labels) run on every task, on their median
-    retrained validation objective per task; None with fewer than 3 tasks or 3 such methods."""
-    runs = labelled(runs)
-    scored = runs.assign(score=runs[SCORE].astype(float).fillna(math.inf))  # a run with no score: the worst
-    scores = scored.pivot_table(index="task", columns="label", values="score", aggfunc="median", dropna=False)
-    scores = scores.dropna(axis=1)  # only methods run on every task
-    if scores.shape[0] < 3 or scores.shape[1] < 3:
+    score per task (``scores``; ranked within each task, so tasks scored on different objectives
+    may be pooled); None with fewer than 3 tasks or 3 such methods."""
+    who = scores.per_task(runs) if who is None else who
+    medians = who.pivot_table(index="task", columns="label", values="median", aggfunc="first", dropna=False)
+    medians = medians.dropna(axis=1)  # only methods run on every task
+    if medians.shape[0] < 3 or medians.shape[1] < 3:
         return None
-    return stats.friedman(scores)
+    return stats.friedman(medians)
 
 
 def expected_best(runs: pd.DataFrame, trials: pd.DataFrame, method: str = "random") -> pd.DataFrame:
@@ -212,7 +197,6 @@ def expected_best(runs: pd.DataFrame, trials: pd.DataFrame, method: str = "rando
     trials pooled over seeds (i.i.d. draws from the prior). A trial that diverged or failed is a
     draw too: it counts as the worst ok objective of the pool, so a prior that often diverges is
     not flattered."""
-    runs = labelled(runs)
     rows = []
     for (task, label), group in runs[runs["method"] == method].groupby(["task", "label"], sort=True):
         pool = trials[trials["run_id"].isin(group["run_id"])]

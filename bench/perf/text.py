@@ -1,4 +1,7 @@
-"""``python -m bench.perf text``: what a text trial costs (see ``bench.perf`` for the command line).
+"""``python -m bench.perf text``: what a text trial costs.
+
+    python -m bench.perf text [--json FILE] [--dataset rotten_tomatoes] [--linear-trials 8]
+                              [--epochs 1] [--overrides '...'] [--skip linear|rnn]
 
 - ``text_linear``: seconds of one trial for ``--linear-trials`` configurations drawn from the space
   (seeded): *cold* (a new task and an empty representation folder: tokenize, vectorise, write the
@@ -18,9 +21,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,10 +31,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench.app import build
+from bench.build import build
 from bench.errors import USER_ERRORS, describe
-from bench.perf import compose_config, hypergradient_experiment, progress, write_records
+from bench.perf.common import compose_config, fail, hypergradient_experiment, progress, write_records
 from bench.provenance import provenance
+
+HELP = "seconds per text_linear trial (cold, warm) and text_rnn epoch and DrMAD"
 
 HYPERGRADIENT_VARIANTS = {  # label -> DrMAD method overrides
     "drmad K=T (autograd)": [],
@@ -176,15 +181,24 @@ def _seconds(work: Any) -> float:
     return time.perf_counter() - tic
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, help="also write the records to this file")
+    parser.add_argument("--dataset", default="rotten_tomatoes", help="corpus (default rotten_tomatoes)")
+    parser.add_argument("--linear-trials", type=int, default=8, help="text_linear configurations timed (default 8)")
+    parser.add_argument("--epochs", type=int, default=1, help="text_rnn epochs timed (default 1)")
+    parser.add_argument(
+        "--overrides", default="", help="Hydra overrides of text_rnn, space-separated (e.g. another default)"
+    )
+    parser.add_argument("--skip", default="", help="linear or rnn: leave that part out")
+
+
 def main(args: argparse.Namespace) -> int:
     """The ``text`` benchmark of ``python -m bench.perf``: records, tables, and ``--json``."""
     if args.linear_trials < 1 or args.epochs < 1 or args.skip not in ("", "linear", "rnn"):
-        print(
-            f"error: --linear-trials {args.linear_trials} --epochs {args.epochs} --skip {args.skip!r}: give positive "
-            "whole numbers, and skip one of linear, rnn",
-            file=sys.stderr,
+        return fail(
+            f"--linear-trials {args.linear_trials} --epochs {args.epochs} --skip {args.skip!r}: give positive "
+            "whole numbers, and skip one of linear, rnn"
         )
-        return 2
     records: list[dict] = []
     try:
         if args.skip != "linear":
@@ -194,8 +208,7 @@ def main(args: argparse.Namespace) -> int:
             progress(f"  text_rnn, {args.epochs} epoch(s) of training and three hypergradients ...")
             records += rnn_costs(args.dataset, args.epochs, args.overrides.split())
     except USER_ERRORS as error:
-        print(f"error: {describe(error)}", file=sys.stderr)
-        return 2
+        return fail(describe(error))
     machine = provenance()
     for record in records:
         record.update(torch_threads=torch.get_num_threads(), platform=machine["platform"])

@@ -1,0 +1,57 @@
+"""What the benchmarks share: the configuration ``python -m bench`` would compose, a hypergradient
+method's experiment, progress lines on a terminal, and records written as JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from bench.build import Experiment, build
+from bench.config import CONFIG_DIR
+from bench.files import write_text
+from bench.protocols import HYPERGRADIENT_HYPERPARAMETERS
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The configuration ``python -m bench OVERRIDES`` composes (no run, no files)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def hypergradient_experiment(overrides: list[str]) -> Experiment:
+    """A hypergradient method's experiment, the task's other hyperparameters fixed at their defaults
+    (the space a hypergradient method accepts)."""
+    cfg = compose_config(overrides)
+    with open_dict(cfg):
+        for name, entry in cfg.task.space.items():
+            if name not in HYPERGRADIENT_HYPERPARAMETERS and entry.get("fixed") is None:
+                entry.fixed = entry.default
+    return build(cfg)
+
+
+def counts(text: str) -> list[int]:
+    """``"100,10,100"`` -> ``[10, 100]``; ValueError unless each is a whole number."""
+    return sorted({int(s) for s in text.split(",")})
+
+
+def progress(line: str) -> None:
+    """Where a measurement is, on a terminal only (errors stay the one line on stderr)."""
+    if sys.stderr.isatty():
+        print(line, file=sys.stderr, flush=True)
+
+
+def fail(message: str) -> int:
+    """A user error of a benchmark's options: one line on stderr, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def write_records(records: list[dict], path: Path | None) -> int:
+    if path:
+        write_text(path, json.dumps(records, indent=2) + "\n")
+        print(f"\nrecords: {path}")
+    return 0

@@ -1,0 +1,203 @@
+"""``python -m bench.perf hypergrad``: the time and peak memory of a hypergradient against T.
+
+    python -m bench.perf hypergrad [--json FILE] [--steps 100,1000,10000] [--hidden 32]
+                                   [--repeats 3] [--device cpu|cuda]
+
+The cost of a hypergradient on the bikeshare MLP (56-``hidden``-1, per-layer L2, momentum 0.9) for
+T training steps: plain training (the forward pass alone), DrMAD with K = T and K = T/10 points,
+and exact reverse mode (every w_t stored). Each (method, T) runs in a fresh process
+(``python -m bench.perf hypergrad-one``), so one measurement's memory cannot leak into the next;
+seconds are the median of ``repeats`` runs. Peak memory (``peak_bytes``): on a GPU,
+``torch.cuda.max_memory_allocated`` during the runs (bytes held by tensors, the data on the device
+included); on a CPU, the process's resident-set high-water mark during the runs (Linux ``VmHWM``,
+reset through ``/proc/self/clear_refs`` just before them), so interpreter, libraries and data are
+included. ``peak_above_start_bytes`` subtracts what was held just before the runs: the memory the
+computation itself added (on a CPU it moves in pages and allocator arenas, so values below about
+1 MB are noise). The reverse-step column checks the unit of the step budget: the seconds a
+hypergradient adds to plain training per reverse step (a gradient and a Hessian-vector product,
+K of them) over the seconds of one training step. The budget counts a reverse step as
+``HVP_STEPS`` = 2 training steps (methods/drmad.py). The JSON holds one record per (method, T) with
+``method``, ``T``, ``K``, ``seconds``, ``peak_bytes``, ``peak_above_start_bytes``,
+``seconds_over_training`` and ``reverse_step_over_training_step``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from bench.perf.common import counts, fail, hypergradient_experiment, progress, write_records
+from bench.provenance import provenance
+
+HELP = "time and peak memory of DrMAD and exact hypergradients against T"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, help="also write the records to this file")
+    parser.add_argument("--steps", default="100,1000,10000", help="training lengths T (default 100,1000,10000)")
+    parser.add_argument("--hidden", type=int, default=32, help="hidden units of the bikeshare MLP (default 32)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per (method, T) (default 3)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default cpu")
+
+
+def add_one_arguments(parser: argparse.ArgumentParser) -> None:
+    """``hypergrad-one``: one measurement in this process (what ``hypergrad`` starts per (method, T))."""
+    for name in ("label", "steps", "hidden", "repeats", "device"):
+        parser.add_argument(name)
+
+
+def one_main(args: argparse.Namespace) -> int:
+    record = hypergradient_cost(args.label, int(args.steps), int(args.hidden), int(args.repeats), args.device)
+    print(json.dumps(record))
+    return 0
+
+
+HYPERGRADIENTS = {  # label -> method config and overrides
+    "training": ("drmad", []),
+    "drmad K=T": ("drmad", []),
+    "drmad K=T/10": ("drmad", ["method.reverse_fraction=0.1"]),
+    "exact": ("exact_hypergrad", []),
+}
+
+
+def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device: str, seed: int = 0) -> dict:
+    """Seconds (median of ``repeats``) and peak memory of one hypergradient (or plain training)."""
+    method_name, overrides = HYPERGRADIENTS[label]
+    experiment = hypergradient_experiment(["task=bikeshare", f"method={method_name}", f"device={device}", *overrides])
+    task, method = experiment.task, experiment.method
+    config = {**task.space.default, "iterations": steps, "hidden_nodes": hidden, "momentum": 0.9, "l2": 1e-4}
+    problem = task.training_problem(config, seed, "per_layer")
+    hyper = method.initial(config, problem)
+
+    def once() -> None:
+        if label == "training":
+            method.train_only(problem, hyper)
+        else:
+            method.hypergradient(problem, hyper)
+
+    on_gpu = problem.w0.is_cuda
+    method.hypergradient(task.training_problem({**config, "iterations": 2}, seed, "per_layer"), hyper)  # warm-up
+    if on_gpu:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start_bytes = torch.cuda.memory_allocated()
+    else:
+        start_bytes = _reset_peak_rss()
+    seconds = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        once()
+        if on_gpu:
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - tic)
+    peak = torch.cuda.max_memory_allocated() if on_gpu else _peak_rss()
+    return {
+        "method": label,
+        "T": steps,
+        "K": {"training": 0, "drmad K=T/10": max(1, round(0.1 * steps))}.get(label, steps),
+        "seconds": statistics.median(seconds),
+        "peak_bytes": int(peak),
+        "peak_above_start_bytes": int(peak - start_bytes),
+        "memory_measure": "cuda max_memory_allocated" if on_gpu else "VmHWM (resident-set high-water mark)",
+        "hidden_nodes": hidden,
+        "parameters": int(problem.w0.numel()),
+        "device": str(problem.w0.device),
+        "seconds_all": seconds,
+    }
+
+
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def _reset_peak_rss() -> int:
+    """Reset the resident-set high-water mark; returns the resident set now (bytes)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
+            clear.write("5")
+        return _status_bytes("VmRSS")
+    except OSError:  # not Linux: the lifetime peak, which bounds the run's from above
+        return 0
+
+
+def _peak_rss() -> int:
+    try:
+        return _status_bytes("VmHWM")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def hypergradient_costs(steps: list[int], hidden: int, repeats: int, device: str) -> list[dict]:
+    """Every (method, T), each in a fresh process; adds ``seconds_over_training``."""
+    records = []
+    for t in steps:
+        for label in HYPERGRADIENTS:
+            progress(f"  {label}, T={t} ...")
+            argv = ["hypergrad-one", label, str(t), str(hidden), str(repeats), device]
+            done = subprocess.run(
+                [sys.executable, "-m", "bench.perf", *argv], capture_output=True, text=True, env=os.environ.copy()
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"{label} at T={t} failed:\n{done.stderr[-2000:]}")
+            records.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        training = next(r["seconds"] for r in records if r["T"] == t and r["method"] == "training")
+        for r in records:
+            if r["T"] == t:
+                r["seconds_over_training"] = r["seconds"] / training
+                # one reverse step (gradient + Hessian-vector product) against one training step
+                r["reverse_step_over_training_step"] = (
+                    (r["seconds"] - training) / r["K"] / (training / t) if r["K"] else math.nan
+                )
+    return records
+
+
+def hypergradient_table(records: list[dict]) -> str:
+    frame = pd.DataFrame(records)
+    rows = []
+    for label in HYPERGRADIENTS:
+        row = {"method": label}
+        for r in frame[frame["method"] == label].itertuples():
+            row[f"T={r.T}: seconds"] = f"{r.seconds:.3g} ({r.seconds_over_training:.2f}x)"
+            ratio = r.reverse_step_over_training_step
+            row[f"T={r.T}: reverse step / training step"] = "-" if math.isnan(ratio) else f"{ratio:.2f}"
+            row[f"T={r.T}: peak MB (added)"] = f"{r.peak_bytes / 2**20:.1f} ({r.peak_above_start_bytes / 2**20:.1f})"
+        rows.append(row)
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        steps = counts(args.steps)
+        if steps[0] < 1 or args.repeats < 1 or args.hidden < 1:
+            raise ValueError
+    except ValueError:
+        return fail(
+            f"--steps {args.steps!r} --hidden {args.hidden} --repeats {args.repeats}: give positive whole numbers"
+        )
+    if args.device == "cuda" and not torch.cuda.is_available():
+        return fail("--device cuda: no CUDA device is visible; allowed here: cpu")
+    records = hypergradient_costs(steps, args.hidden, args.repeats, args.device)
+    machine = provenance()
+    print(
+        f"\nOne hypergradient on the bikeshare MLP (56-{args.hidden}-1, {records[0]['parameters']} weights), "
+        f"median of {args.repeats} runs, 1 torch thread, {records[0]['device']}, {machine['platform']}; "
+        f"seconds (ratio to plain training) and peak memory ({records[0]['memory_measure']}; in brackets, "
+        "what the run added to the memory held before it):\n"
+    )
+    print(hypergradient_table(records))
+    return write_records(records, args.json)

@@ -1,0 +1,88 @@
+"""The pre-flight check: every job of a run or sweep is built before Hydra creates a folder or
+launches anything, so bad input fails at once, in one line, and leaves nothing on disk.
+
+``Preflight`` is a Hydra callback named in ``conf/config.yaml``. For each job it builds the
+experiment (``bench.build``: which also fills a task's data cache once, before parallel workers
+start) and checks its output folder as the job itself will (``bench.store.check_folder``). A user
+error leaves Hydra as ``LaunchRejected``, which ``bench.cli`` prints as one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, open_dict
+
+from bench.build import build, run_meta
+from bench.errors import USER_ERRORS, BenchError, LaunchRejected, describe
+from bench.records import RUN_FILE, TRIALS_JSONL
+from bench.store import check_folder
+
+log = logging.getLogger("bench")
+
+
+class Preflight(Callback):
+    """Build every job before Hydra creates a directory or launches anything."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        with _rejecting():
+            check_job(config, None)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        with _rejecting():
+            jobs = sweep_jobs(config)
+            if jobs is None:  # a sweeper that picks jobs as it goes: check the base configuration
+                build(config)
+                return
+            loader = GlobalHydra.instance().config_loader()
+            for number, overrides in enumerate(jobs):
+                check_job(loader.load_sweep_config(config, overrides), number)
+        log.info("pre-flight: %d job configuration(s) checked", len(jobs))
+
+
+def check_job(config: DictConfig, number: int | None) -> None:
+    """Build one job and check its output folder as the job itself will."""
+    experiment = build(config, number)
+    if number is None:
+        out, key = Path(str(config.hydra.run.dir)), "hydra.run.dir"
+    else:  # Hydra sets hydra.job.num when it launches; the folder name may use it
+        with open_dict(config):
+            config.hydra.job.num = number
+        out, key = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir), "hydra.sweep.dir"
+    existing = next(folder for folder in (out, *out.parents) if folder.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise BenchError(f"{key}: cannot write {out}: {existing} is not a writable folder; choose another directory")
+    if (out / RUN_FILE).exists() or (out / TRIALS_JSONL).exists():
+        job_config = config.copy()
+        with open_dict(job_config):
+            del job_config["hydra"]  # as the job sees its configuration
+        check_folder(out, run_meta(job_config, experiment, []), config.resume)
+
+
+@contextmanager
+def _rejecting() -> Iterator[None]:
+    try:
+        yield
+    except USER_ERRORS as error:
+        raise LaunchRejected(describe(error)) from None
+
+
+def sweep_jobs(config: DictConfig) -> list[list[str]] | None:
+    """The override lists of every job Hydra's basic sweeper will launch, expanded as it does;
+    None for other sweepers."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    sweeper = config.hydra.sweeper
+    if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+    overrides = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
+    return [list(job) for job in BasicSweeper.split_arguments(overrides, None)[0]]

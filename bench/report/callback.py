@@ -1,0 +1,54 @@
+"""What a sweep prints when it ends: the verdict in words and the comparison table (saved as
+``report.md`` in the sweep folder), and the paper table its preset names. A Hydra callback, named
+in ``conf/config.yaml``; the report's statistics are imported only when a sweep ends, so that
+every run's start stays light."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from bench import files
+from bench.errors import RunFailed
+from bench.records import read_meta
+
+log = logging.getLogger("bench")
+
+
+class SweepReport(Callback):
+    """Print the verdict and comparison table of a finished sweep and save them as ``report.md``."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from bench.report.load import find_runs, load_runs
+
+        directory = Path(config.hydra.sweep.dir)
+        runs, trials = load_runs(directory)
+        failed = [meta for meta in map(read_meta, find_runs(directory)) if meta.get("status") == "failed"]
+        if not runs.empty:
+            paper = (config.get("paper") or {}).get("name")
+            print(
+                f"\n{report(runs, trials, directory, paper)}\nReproduce this table: python -m bench.report "
+                f"{directory}" + (f" --paper {paper}" if paper else "")
+            )
+        else:
+            log.warning("no completed runs under %s", directory)
+        if failed:
+            first = failed[0]
+            raise RunFailed(f"{len(failed)} run(s) of the sweep failed; {first['run_id']}: {first.get('error')}")
+
+
+def report(runs: Any, trials: Any, directory: Path, paper: str | None) -> str:
+    """The verdict, the comparison table and the paper table, written to ``report.md``."""
+    from bench.report import papers, scores, verdict
+    from bench.report.table import comparison
+
+    who = scores.per_task(runs)
+    text = "\n\n".join(verdict.paragraphs(who)) + "\n\n" + comparison(runs, directory, who=who) + "\n"
+    if paper:
+        text += "\n" + papers.paper_table(paper, runs, trials).markdown() + "\n"
+    files.write_text(directory / "report.md", text)
+    return text

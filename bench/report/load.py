@@ -1,0 +1,148 @@
+"""Run folders into pandas: one row per run, one row per trial, each run labelled.
+
+``load_runs(root)`` finds every run under ``root`` (a folder holding ``run.json``, at any depth;
+the format is ``bench.records``) and returns two tables. Runs are labelled by experiment: runs
+that share a task, a method and every option, budget and package version (``bench.identity``)
+differ only in their seed and share a label, the method's name; two experiments of one method on
+one task (a sweep over one of its options, or two budgets) get labels naming what differs
+(``gp_ts[greedy=0]``, ``random[budget.evaluations=3]``). Every table of the report groups by label.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.errors import BenchError
+from bench.identity import canonical, digest, flatten, run_identity
+from bench.records import RUN_FILE, TRIALS_JSONL, TRIALS_PARQUET, read_meta, read_trials_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Every run folder (one holding ``run.json``) under ``root``, sorted."""
+    root = Path(root)
+    if not root.exists():
+        raise BenchError(f"{root}: no such directory")
+    return sorted(path.parent for path in root.rglob(RUN_FILE))
+
+
+def read_trials(directory: Path) -> pd.DataFrame:
+    """One run's trials: the parquet file once the run has ended, the JSON lines before."""
+    directory = Path(directory)
+    if (directory / TRIALS_PARQUET).exists():
+        return pd.read_parquet(directory / TRIALS_PARQUET)
+    return read_trials_jsonl(directory / TRIALS_JSONL)
+
+
+def load_runs(root: Path, include_incomplete: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All runs under ``root``: (one row per run, with its ``label``; one row per trial).
+
+    Runs that did not complete (``running`` after a crash, ``interrupted``, ``failed``) are left
+    out unless ``include_incomplete``; their trials are still readable with ``read_trials``.
+    """
+    runs, trials = [], []
+    skipped = []
+    for directory in find_runs(root):
+        meta = read_meta(directory)
+        if meta.get("status") != "completed" and not include_incomplete:
+            skipped.append(f"{directory} ({meta.get('status')})")
+            continue
+        frame = read_trials(directory)
+        runs.append(_run_row(directory, meta, frame))
+        trials.append(frame)
+    if skipped:
+        log.warning("left out %d incomplete run(s): %s", len(skipped), "; ".join(skipped))
+    run_frame = pd.DataFrame(runs)
+    if len(run_frame):
+        run_frame["label"] = run_labels(run_frame)
+    trial_frame = pd.concat(trials, ignore_index=True) if trials else pd.DataFrame()
+    return run_frame, trial_frame
+
+
+def _run_row(directory: Path, meta: Mapping[str, Any], trials: pd.DataFrame) -> dict[str, Any]:
+    ok = trials[trials["status"] == "ok"] if len(trials) else trials
+    final = meta.get("final") or {}
+    identity = run_identity(meta)
+    budget = meta.get("budget") or {}
+    row = {
+        "run_id": meta["run_id"],
+        "task": meta["task"],
+        "method": meta["method"],
+        "seed": meta["seed"],
+        "experiment": digest(identity),
+        "identity": identity,
+        "status": meta.get("status"),
+        "stop_reason": meta.get("stop_reason"),
+        "budget_evaluations": budget.get("evaluations"),
+        "budget_train_steps": budget.get("train_steps"),
+        "budget_seconds": budget.get("seconds"),
+        "incumbent_repeats": identity.get("incumbent_repeats"),
+        "test_metric_name": meta.get("test_metric"),
+        "pass_criteria": dict(meta.get("pass_criteria") or {}),
+        "n_trials": len(trials),
+        "best_objective": float(ok["objective"].min()) if len(ok) else math.nan,
+        "final_objective": _float(final.get("objective")),
+        "final_test_metric": _float(final.get("test_metric")),
+        "seconds": _float(meta.get("seconds", trials["cumulative_seconds"].max() if len(trials) else None)),
+        "train_steps": int(trials["cost_steps"].sum()) if len(trials) else 0,
+        "path": str(directory),
+    }
+    for key, value in ((meta.get("incumbent") or {}).get("metrics") or {}).items():
+        row[f"incumbent.{key}"] = value
+    for key, value in (final.get("metrics") or {}).items():
+        row[f"final.{key}"] = value
+    return row
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+# ------------------------------------------------------------------------------------- labels
+def run_labels(runs: pd.DataFrame) -> pd.Series:
+    """Each run's row label: the method name, plus the options that tell it apart from the other
+    experiments of that method on that task (``gp_ts[greedy=0]``)."""
+    out = pd.Series(runs["method"].astype(str).to_numpy(), index=runs.index)
+    for _, same_name in runs.groupby(["task", "method"], sort=False):
+        experiments = same_name.drop_duplicates("experiment")
+        if len(experiments) < 2:
+            continue
+        keys = differences(experiments["identity"].tolist())
+        for experiment, identity in zip(experiments["experiment"], experiments["identity"], strict=True):
+            rows = same_name.index[same_name["experiment"] == experiment]
+            out[rows] = label(str(same_name["method"].iloc[0]), identity, keys)
+    return out
+
+
+def differences(identities: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The flattened keys whose values differ among ``identities`` (a key missing from one counts
+    as different), in a stable order."""
+    flats = [{k: canonical(v) for k, v in flatten(identity).items()} for identity in identities]
+    keys = sorted(set().union(*flats)) if flats else []
+    return [key for key in keys if len({json.dumps(flat.get(key, "<unset>"), sort_keys=True) for flat in flats}) > 1]
+
+
+def label(method: str, identity: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """``gp_ts[greedy=0]``: the method name and the values of ``keys`` (method options without
+    their ``method.`` prefix, other keys in full)."""
+    if not keys:
+        return method
+    flat = flatten(identity)
+    parts = [f"{key.removeprefix('method.')}={_text(flat.get(key))}" for key in keys]
+    return f"{method}[{','.join(parts)}]"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_text(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    return f"{value:g}" if isinstance(value, float) else str(value)

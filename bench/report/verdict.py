@@ -1,0 +1,76 @@
+"""The verdict in words, one paragraph per task: which row is best, which rows the data cannot
+separate from it and which are behind it, with the number of seeds, the score and the test used.
+
+It reads the same table of who wins as the comparison table (``bench.report.scores.per_task``)
+and claims nothing that table does not hold: a row is "behind" only when its Holm-corrected paired
+Wilcoxon p-value against the best is below ``scores.ALPHA``; every other row is "not separable"
+from it, and a task whose seeds are too few for any p-value to reach that level says so.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from bench.report import scores
+from bench.report.render import names, number
+
+
+def paragraphs(who: pd.DataFrame) -> list[str]:
+    """One Markdown paragraph per task of ``who`` (the ``scores.per_task`` table)."""
+    return [task_verdict(task, rows) for task, rows in who.groupby("task", sort=True)]
+
+
+def task_verdict(task: str, rows: pd.DataFrame) -> str:
+    score = scores.SCORE_NAMES[rows["score"].iloc[0]]
+    seeds = int(rows["seeds"].max())
+    best = rows[rows["best"]]
+    if best.empty:
+        return f"**{task}**: no run produced a score, so there is no best row ({len(rows)} rows, {seeds} seeds)."
+    winner = best.iloc[0]
+    others = rows[~rows["best"]]
+    behind = others[others["p_holm"] < scores.ALPHA]
+    tied = others[~(others["p_holm"] < scores.ALPHA)]
+    text = (
+        f"**{task}** ({seeds} seed{'s' if seeds != 1 else ''}, on the {score}; lower is better): "
+        f"best **{winner['label']}** (median {number(winner['median'])}"
+        + (f", {int(winner['failed'])} failed run(s)" if winner["failed"] else "")
+        + ")."
+    )
+    if rows["score"].iloc[0] == scores.BEST:
+        text += (
+            " Its runs were not all retrained (incumbent_repeats=0), so the rows are compared on the best "
+            "validation objective a run found, which favours methods that ran more trials."
+        )
+    if len(others) == 0:
+        return text + " No other row to compare with."
+    test = "two-sided paired Wilcoxon signed-rank test against the best, Holm-corrected"
+    if len(behind):
+        text += f" Behind it ({test}, p < {scores.ALPHA:g}): {_listed(behind)}."
+    if len(tied):
+        text += f" Not separable from it ({test}): {_listed(tied)}."
+    paired = int(others["paired"].max())
+    floor = 2 / 2**paired if paired else math.nan
+    if paired == 0:
+        text += " No other row shares a seed with the best, so nothing is tested."
+    elif floor >= scores.ALPHA:
+        text += (
+            f" With {paired} paired seed{'s' if paired != 1 else ''} no two-sided p-value can fall below "
+            f"{floor:.2g}: these seeds cannot separate any two rows."
+        )
+    return text
+
+
+def _listed(rows: pd.DataFrame) -> str:
+    return names(
+        [f"{row.label} ({_tested(row)})" for row in rows.sort_values(["median", "mean", "label"]).itertuples()]
+    )
+
+
+def _tested(row) -> str:  # noqa: ANN001 - a row of itertuples
+    if row.failed == row.seeds:
+        return "failed on every seed"
+    if not math.isfinite(row.p_holm):
+        return "no seed shared with the best"
+    return f"p = {row.p_holm:.2g}"
