@@ -37,11 +37,10 @@ trained validation loss: ``hvp="autograd"`` (default), reverse-over-reverse with
 of two gradients at w +- eps v (as DARTS approximates its Hessian-vector product), whose mean is the
 gradient at w, both with O(eps^2) error. Double backward through a recurrent network costs about
 three gradients, the central difference two, so on text_rnn the difference makes a DrMAD
-hyper-iteration cost about 3 training runs instead of 4-5 (``python -m bench.perf text``). On the
-bikeshare MLP (56-16-1, batch 128, one CPU thread) a gradient costs 0.50 ms with autograd and 0.84 ms
-with ``torch.func.grad``; a gradient plus Hessian-vector product 0.96 ms with double backward and
-3.5 ms with ``jvp(grad)``: on networks this small the transforms' per-call overhead dominates, so
-the default is autograd (``python -m bench.perf hypergrad`` measures the whole passes).
+hyper-iteration cost about 3 training runs instead of 4-5 (``python -m bench.perf text``). On
+networks as small as the bikeshare MLP the per-call overhead of ``torch.func``'s transforms
+outweighs what they save, so the default is autograd (``python -m bench.perf hypergrad`` times the
+whole passes of both; results/reference/perf_hypergrad_cpu.md).
 Costs are counted in training steps: a forward step is 1, a Hessian-vector product 2.
 
 ``HypergradientDescent`` is the meta-loop: each hyper-iteration trains with the current
@@ -74,10 +73,9 @@ FD_STEP = 1e-5
 ``1 + |w|`` along the direction (float32 round-off limits it from below, the O(eps^2) error from
 above; ``python -m bench.perf text`` reports the hypergradient's cosine with the autograd one)."""
 HVP_STEPS = 2
-"""Training steps a reverse step (a gradient and a Hessian-vector product at one point) counts as.
-Measured on the bo_vs_hypergrad MLP (56-16-1, T = 2000, one CPU thread; ``python -m bench.perf
-hypergrad --steps 2000 --hidden 16``, results/reference/perf_hypergrad_t2000_h16_cpu.md): 1.89
-training steps for DrMAD's reverse step with K = T, 2.15 for the exact one."""
+"""Training steps a reverse step (a gradient and a Hessian-vector product at one point) counts as:
+what it costs on the bo_vs_hypergrad MLP, checked by ``python -m bench.perf hypergrad --steps 2000
+--hidden 16`` (its "reverse step / training step" column; results/reference/perf_hypergrad_t2000_h16_cpu.md)."""
 
 
 @dataclass(frozen=True)

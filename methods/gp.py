@@ -5,11 +5,11 @@ Matern-5/2 kernel with one lengthscale per encoded input (ARD), an explicit inpu
 (``Normalize`` to the unit cube) and outcome transform (``Standardize``), hyperparameters fitted by
 maximising the exact marginal likelihood. Priors (``priors``): ``dim_scaled``, BoTorch's default
 (a log-normal lengthscale prior scaled with the dimension, Hvarfner et al. 2024), or ``gamma``,
-BoTorch's earlier Gamma priors; on held-out hartmann6 seeds (100-119, 50 evaluations, noise
-learned) gp_ei's median regret was 0.066 with ``dim_scaled`` and 0.123 with ``gamma``. The first fit runs
-L-BFGS-B to convergence; later fits start from the previous hyperparameters and take at most
-``refit_maxiter`` steps (the marginal likelihood moves little with one more observation, and a
-full refit dominated the suggestion time at n = 200). Noise (``noise_std``): learned with the
+BoTorch's earlier Gamma priors (``dim_scaled`` chosen on held-out hartmann6 seeds:
+results/reference/hartmann6_bo.md). The first fit runs L-BFGS-B to convergence; later fits start
+from the previous hyperparameters and take at most ``refit_maxiter`` steps (the marginal
+likelihood moves little with one more observation, and a full refit dominated the suggestion time
+at a few hundred observations: ``python -m bench.perf methods``). Noise (``noise_std``): learned with the
 likelihood's prior when null; a known standard deviation gives a fixed-noise likelihood, and 0 (a
 deterministic objective, as the synthetic tasks declare) a jitter of 1e-6 of the outcome variance,
 as BoTorch advises for noise-free data. BoTorch maximises, so the model sees ``-objective``; with
@@ -25,16 +25,14 @@ acquisition: the method never proposes a configuration twice.
 - ``GPExpectedImprovement``: ``qLogExpectedImprovement`` (Ament et al. 2023); the q points of a
   batch are optimised jointly by multi-start L-BFGS-B (``optimize_acqf``). A single point with
   nothing pending takes ``LogExpectedImprovement``, the closed form qLogEI estimates by QMC: the
-  same acquisition without sampling error, in half the time at n = 200.
+  same acquisition without sampling error, and cheaper.
 - ``GPThompsonSampling``: one posterior sample per suggestion. ``sampler=discrete`` (default)
   draws joint samples over the candidate pool and takes each one's argmax; ``sampler=pathwise``
   draws Matheron paths (Wilson et al. 2020) and maximises each over the relaxation. With
   probability ``greedy`` a suggestion maximises the posterior mean instead (epsilon-greedy TS,
   Do et al. 2024, whose epsilon is 1 - greedy): vanilla TS keeps exploring to the end of a small
-  budget and settles loosely in the basin it has found. On held-out hartmann6 seeds 100-119 (50
-  evaluations, noise-free) the mean final regret was 0.098 with ``greedy=0``, 0.087 with 0.1, 0.069
-  with 0.25 and 0.063 with 0.5 (skopt_gp: 0.065), the global basin reached in 45-50% of runs
-  throughout; vanilla TS with ``sampler=pathwise``: 0.252, 30%. Default ``greedy=0.5``.
+  budget and settles loosely in the basin it has found. Default ``greedy=0.5``, chosen from
+  {0, 0.1, 0.25, 0.5} on held-out hartmann6 seeds 100-119 (results/reference/hartmann6_bo.md).
 """
 
 from __future__ import annotations

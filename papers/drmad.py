@@ -19,8 +19,8 @@ from bench.report.papers import PaperTable
 from bench.report.stats import wilcoxon_p
 
 PUBLISHED = {"start": 15.1, "drmad": 8.4, "exact": 8.43, "drmad_iterations": 20, "exact_iterations": 30}
-"""Test error (%) on MNIST, from the authors' released result files (first release; papers.md)."""
-SOURCE = "Fu et al. 2016 (DrMAD, IJCAI), MNIST, the authors' released result files (first release; papers.md)"
+"""Test error (%) on MNIST, from the authors' released result files (first release)."""
+SOURCE = "Fu et al. 2016 (DrMAD, IJCAI), MNIST, the authors' released result files (first release)"
 
 
 def mnist(runs: pd.DataFrame, trials: pd.DataFrame) -> PaperTable:

@@ -1,7 +1,7 @@
 """The fair baseline for text classification: each model at its defaults against tuned, on test
 accuracy paired by seed (``--paper fair_baseline_text``, ``suite=fair_baseline_text``). The models
 are Yogatama et al.'s (2015) logistic regression on n-grams and a Greff et al. (2017) recurrent
-network; no published number exists for these corpora and budgets (papers.md)."""
+network; no published number is known for these corpora and budgets."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ MODELS = {  # task -> the model its rows tune
     "text_rnn": "recurrent network (GRU / LSTM, Greff et al. 2017)",
 }
 SOURCE = (
-    "not known for these corpora and budgets (papers.md gives MR's, for orientation only: NBSVM-bigram 79.4, "
-    "CNN-rand 76.1)"
+    "not known for these corpora and budgets (on Pang and Lee's MR, for orientation only: NBSVM-bigram 79.4, "
+    "Wang and Manning 2012; CNN-rand 76.1, Kim 2014)"
 )
 
 

@@ -13,7 +13,7 @@ from bench.report.papers import PaperTable
 LEARNING_RATE_SHARE = 2 / 3
 SOURCE = (
     "Greff et al. 2017 (LSTM: A Search Space Odyssey), fANOVA over 5,400 random-search runs on TIMIT, IAM Online "
-    "and JSB Chorales (papers.md)"
+    "and JSB Chorales"
 )
 
 

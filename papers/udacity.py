@@ -12,9 +12,9 @@ from bench.errors import BenchError
 from bench.report.papers import PaperTable
 
 RUBRIC = {"train": 0.09, "validation": 0.18}
-"""Pass when the training loss is below 0.09 and the validation loss below 0.18 (papers.md)."""
+"""Pass when the training loss is below 0.09 and the validation loss below 0.18 (the project's rubric)."""
 STUDENTS = "6000 / 0.5 / 20: 0.058 / 0.140; 10000 / 0.5 / 7: 0.062 / 0.158"
-SOURCE = "Udacity 'Your first neural network' rubric and student submissions (papers.md)"
+SOURCE = "Udacity Deep Learning Nanodegree, project 'Your first neural network': its rubric and students' submissions"
 
 
 def bikeshare_rubric(runs: pd.DataFrame, trials: pd.DataFrame) -> PaperTable:

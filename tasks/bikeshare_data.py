@@ -265,8 +265,8 @@ def udacity_splits(hour: pd.DataFrame, scaling: str = "train_validation") -> Spl
     the last 21 days, validation = the 60 days before, train = the rest (15,435 / 1,440 / 504).
 
     ``scaling`` picks the rows the z-score statistics come from: ``train_validation`` (the 16,875
-    rows before the test window, so nothing is learnt from the test split: the "v2" order of
-    papers.md) or ``all_rows`` (all 17,379 rows, as the notebook code in Udacity's repositories does).
+    rows before the test window, so nothing is learnt from the test split, as Udacity's v2 notebook
+    splits off the test set first) or ``all_rows`` (all 17,379 rows, as the older notebook does).
     """
     if scaling not in SCALINGS:
         raise BenchError(f"task.scaling={scaling!r}: allowed: {', '.join(SCALINGS)}")

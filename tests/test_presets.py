@@ -1,35 +1,21 @@
 """Every preset in conf/suite/ composes, and every job of its sweep passes the pre-flight build;
 the comparison presets budget in training steps and give every method one space."""
 
-import functools
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
 
-from bench.build import build
 from bench.config import CONFIG_DIR
-from bench.preflight import sweep_jobs
+from tests.helpers import command_jobs
 
 PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "suite").glob("*.yaml"))
 OVERRIDES = {"drmad_mnist": ["task.dataset=digits"]}  # offline and small; the preset's own default is auto
 
 
-@functools.cache
 def jobs(preset):
     """The preset's job configurations, and one built experiment per job that differs in more than
     its seed (building the same job under another seed checks nothing more)."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        config = compose("config", overrides=[f"suite={preset}", *OVERRIDES.get(preset, [])], return_hydra_config=True)
-        loader = GlobalHydra.instance().config_loader()
-        configs = [loader.load_sweep_config(config, overrides) for overrides in sweep_jobs(config)]
-    distinct = {}
-    for job in configs:
-        key = OmegaConf.to_yaml({k: v for k, v in job.items() if k not in ("seed", "hydra")})
-        distinct.setdefault(key, job)
-    return configs, [build(job) for job in distinct.values()]
+    return command_jobs((f"suite={preset}", *OVERRIDES.get(preset, [])))
 
 
 @pytest.mark.parametrize("preset", PRESETS)

@@ -21,13 +21,18 @@ BENCHMARKS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m bench.perf``: one subcommand per benchmark."""
     parser = argparse.ArgumentParser(prog="python -m bench.perf", description="The suite's own costs, measured.")
     sub = parser.add_subparsers(dest="benchmark", required=True)
     for name, module in BENCHMARKS.items():
         module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.__doc__.split("\n\n")[0]))
     hypergrad.add_one_arguments(sub.add_parser("hypergrad-one"))  # one measurement in this process (hypergrad's)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     torch.set_num_threads(1)  # methods sets its own --torch-threads
     if args.benchmark == "hypergrad-one":
         return hypergrad.one_main(args)

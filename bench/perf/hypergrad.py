@@ -4,8 +4,9 @@
                                    [--repeats 3] [--device cpu|cuda]
 
 The cost of a hypergradient on the bikeshare MLP (56-``hidden``-1, per-layer L2, momentum 0.9) for
-T training steps: plain training (the forward pass alone), DrMAD with K = T and K = T/10 points,
-and exact reverse mode (every w_t stored). Each (method, T) runs in a fresh process
+T training steps: plain training (the forward pass alone), DrMAD with K = T and K = T/10 points
+(K = T also with ``torch.func``'s forward-over-reverse Hessian-vector product instead of double
+backward), and exact reverse mode (every w_t stored). Each (method, T) runs in a fresh process
 (``python -m bench.perf hypergrad-one``), so one measurement's memory cannot leak into the next;
 seconds are the median of ``repeats`` runs. Peak memory (``peak_bytes``): on a GPU,
 ``torch.cuda.max_memory_allocated`` during the runs (bytes held by tensors, the data on the device
@@ -66,6 +67,7 @@ def one_main(args: argparse.Namespace) -> int:
 HYPERGRADIENTS = {  # label -> method config and overrides
     "training": ("drmad", []),
     "drmad K=T": ("drmad", []),
+    "drmad K=T (func)": ("drmad", ["method.hvp=func"]),  # torch.func's forward-over-reverse HVP, not double backward
     "drmad K=T/10": ("drmad", ["method.reverse_fraction=0.1"]),
     "exact": ("exact_hypergrad", []),
 }

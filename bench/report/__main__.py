@@ -24,7 +24,8 @@ from bench.report.table import comparison
 FORMATS = ("markdown", "csv", "latex")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m bench.report``."""
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("directory", type=Path, help="a run, sweep or results directory")
     parser.add_argument("--format", default="markdown", help=f"one of {', '.join(FORMATS)} (default markdown)")
@@ -34,11 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, help="validation objective for time-to-target (default: per task)")
     parser.add_argument("--output", type=Path, help="folder of the full report (default DIRECTORY/report)")
     parser.add_argument("--table-only", action="store_true", help="print the comparison table only; write no files")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def check(args: argparse.Namespace) -> None:
+    """The options' values, checked before any run is read: one-line errors."""
+    check_format(args.format, FORMATS)
+    if args.paper:
+        papers.check_name(args.paper)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
-        check_format(args.format, FORMATS)
-        if args.paper:
-            papers.check_name(args.paper)
+        check(args)
         runs, trials = load_runs(args.directory, include_incomplete=args.include_incomplete)
         if runs.empty:
             raise BenchError(f"{args.directory}: no completed runs to report")

@@ -9,7 +9,7 @@ A preset names the table it reproduces (``paper: <name>``); ``python -m bench.re
 A ``PaperTable`` is data: ``claims`` has one row per claim the paper makes (``claim``,
 ``published``, ``ours``, ``holds``: True, False, or None where the paper gives nothing to check),
 ``detail`` the numbers side by side where the claims alone do not show them, ``source`` where the
-published numbers come from (``papers.md``), ``note`` how ours were computed. The report renders it
+published numbers come from (the paper, its table or its code), ``note`` how ours were computed. The report renders it
 like every other table (``bench.report.render``).
 """
 

@@ -40,20 +40,27 @@ def _grid(n: int, rows: int = 1, width: float = 4.2, height: float = 3.2):
 
 def anytime(curves: pd.DataFrame, axis: str, colours: dict, stem: Path) -> Path:
     """Best-so-far validation objective against the budget on ``axis``: median line and IQR band
-    per method, one panel per task."""
+    per method, one panel per task. The y-axis shows the range the methods end up in: it is cut
+    above the worst median at a quarter of the budget (the first trials, before every method has
+    found anything, would squash the rest), and logarithmic when what is left spans decades."""
     data = curves[curves["axis"] == axis]
     tasks = sorted(data["task"].unique())
-    figure, axes = _grid(len(tasks))
+    figure, axes = _grid(len(tasks), width=5.5 if len(tasks) > 1 else 9.0)
     for ax, task in zip(axes[0], tasks, strict=True):
-        for method, rows in data[data["task"] == task].groupby("method", sort=True):
+        rows_of = data[data["task"] == task]
+        for method, rows in rows_of.groupby("method", sort=True):
             rows = rows.sort_values("budget")
             ax.plot(rows["budget"], rows["median"], color=colours[method], label=method)
             ax.fill_between(rows["budget"], rows["q25"], rows["q75"], color=colours[method], alpha=0.2, lw=0)
         ax.set(title=task, xlabel=AXIS_LABELS[axis], ylabel="best validation objective so far")
-        values = data.loc[data["task"] == task, ["q25", "q75"]].to_numpy()
-        if values.min() > 0 and values.max() / values.min() > 100:  # spans decades (branin): log scale
+        low = float(rows_of["q25"].min())
+        high = float(rows_of.loc[rows_of["fraction"] >= 0.25, "median"].max())
+        if low > 0 and high / low > 100:  # spans decades (branin): log scale
             ax.set_yscale("log")
-        ax.legend(fontsize=7)
+            ax.set_ylim(low / 1.2, high * 1.2)
+        elif high > low:
+            ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.suptitle(f"Anytime performance against {AXIS_LABELS[axis]} (median, IQR band)", fontsize=10)
     return _save(figure, stem)
 

@@ -97,7 +97,8 @@ def verdict_section(context: Context) -> Section:
         "Verdict",
         paragraphs=verdict.paragraphs(context.who),
         caption=f"Headline figure: the best validation objective found so far against {plots.AXIS_LABELS[axis]} "
-        "(median line, interquartile band over runs); the anytime section below has the numbers.",
+        "(median line, interquartile band over runs; the y-axis is cut above the worst median at a quarter of the "
+        "budget); the anytime section below has the numbers.",
         figures=[plots.anytime(curves, axis, context.colours, context.figures / f"anytime_{axis}")],
     )
 

@@ -60,7 +60,7 @@ def test_training_step_is_gradient_descent_on_half_the_mean_squared_error():
 
 
 def test_the_mean_predictor_scores_the_published_validation_mse(task):
-    """papers.md: a mean predictor scores about 1.37 validation MSE in standardised units."""
+    """The Udacity project's notes: a mean predictor scores about 1.37 validation MSE in standardised units."""
     _, train_y = task.train
     _, validation_y = task.validation
     assert float(((validation_y - train_y.mean()) ** 2).mean()) == pytest.approx(1.37, abs=0.02)

@@ -32,7 +32,7 @@ def test_methods_benchmark_records_one_median_per_method_and_size(tmp_path):
 def test_hypergrad_benchmark_reports_every_method_and_length_against_training(tmp_path):
     _, records = perf(tmp_path, "hypergrad", "--steps", "20", "--hidden", "2", "--repeats", "1")
     assert {(r["method"], r["T"]) for r in records} == {
-        (m, t) for m in ("training", "drmad K=T", "drmad K=T/10", "exact") for t in (20,)
+        (m, t) for m in ("training", "drmad K=T", "drmad K=T (func)", "drmad K=T/10", "exact") for t in (20,)
     }
     for r in records:
         training = next(x for x in records if x["method"] == "training" and x["T"] == r["T"])
