@@ -78,7 +78,7 @@ class Task(Protocol):
     """Keys of ``Evaluation.metrics`` a method may see beside the objective (usually none)."""
     pass_criteria: Mapping[str, str]
     """The task's pass/fail criteria the report shows beside the scores, usually none: a boolean key
-    of ``Evaluation.metrics`` -> what passing means, in words (bikeshare: its course's rubric)."""
+    of ``Evaluation.metrics`` -> what passing means, in words (bikeshare: its course's pass mark)."""
 
     def evaluate(self, config: Config, seed: int) -> Evaluation:
         """Train ``config`` with randomness from ``seed`` only, and score it."""

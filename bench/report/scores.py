@@ -90,9 +90,13 @@ def compare(scores: pd.DataFrame) -> pd.DataFrame:
     """Every column of a seed x label score matrix against the best one. One row per label (the
     matrix's column order): ``seeds`` (runs), ``failed`` (runs scored +inf), ``median`` and
     ``mean`` (failures counted as worse than every run), ``wins``, ``best`` (bool), ``paired``
-    (seeds shared with the best), ``p`` and ``p_holm`` (NaN for the best itself and where nothing
-    pairs), ``p_best_better`` with ``p_low`` and ``p_high`` (its 95% bootstrap interval) and
-    ``verdict`` (Bouthillier et al.'s reading)."""
+    (seeds shared with the best), ``better_seeds`` and ``worse_seeds`` (of those, where the row
+    scored better or worse than the best), ``difference`` (median of row minus best over them),
+    ``p`` and ``p_holm`` (NaN for the best itself and where nothing pairs), ``p_best_better`` with
+    ``p_low`` and ``p_high`` (its 95% bootstrap interval), ``verdict`` (Bouthillier et al.'s
+    reading) and ``standing``: ``best``, ``behind`` (Holm-corrected p below ``ALPHA`` and worse on
+    the paired seeds), ``ahead`` (as significant, but better on the paired seeds: the median and the
+    pairs disagree, as they can when scores are bimodal) or ``not separable``."""
     best = best_row(scores)
     ranked = worse_than_every_run(scores)
     finite = scores.where(np.isfinite(scores))
@@ -109,6 +113,9 @@ def compare(scores: pd.DataFrame) -> pd.DataFrame:
             "wins": int(((finite[column] == lowest) & finite[column].notna()).sum()),
             "best": column == best,
             "paired": 0,
+            "better_seeds": 0,
+            "worse_seeds": 0,
+            "difference": math.nan,
             "p": math.nan,
             "p_best_better": math.nan,
             "p_low": math.nan,
@@ -118,13 +125,26 @@ def compare(scores: pd.DataFrame) -> pd.DataFrame:
         if best is not None and column != best:
             both = ranked[[best, column]].dropna()
             row["paired"] = len(both)
+            row["better_seeds"] = int((both[column] < both[best]).sum())
+            row["worse_seeds"] = int((both[column] > both[best]).sum())
+            row["difference"] = float((both[column] - both[best]).median()) if len(both) else math.nan
             row["p"] = stats.wilcoxon_p(both[column].to_numpy(), both[best].to_numpy())
             p, low, high = stats.probability_better(both[best].to_numpy(), both[column].to_numpy())
             row.update(p_best_better=p, p_low=low, p_high=high, verdict=stats.verdict(p, low, len(both)))
         rows.append(row)
     table = pd.DataFrame(rows)
     table["p_holm"] = stats.holm(table["p"].to_numpy())
+    table["standing"] = [_standing(row) for row in table.itertuples()]
     return table
+
+
+def _standing(row) -> str:  # noqa: ANN001 - a row of itertuples
+    if row.best:
+        return "best"
+    if not row.p_holm < ALPHA:
+        return "not separable"
+    worse = row.difference > 0 or (row.difference == 0 and row.worse_seeds > row.better_seeds)
+    return "behind" if worse else "ahead"
 
 
 def per_task(runs: pd.DataFrame) -> pd.DataFrame:

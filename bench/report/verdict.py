@@ -3,8 +3,10 @@ separate from it and which are behind it, with the number of seeds, the score an
 
 It reads the same table of who wins as the comparison table (``bench.report.scores.per_task``)
 and claims nothing that table does not hold: a row is "behind" only when its Holm-corrected paired
-Wilcoxon p-value against the best is below ``scores.ALPHA``; every other row is "not separable"
-from it, and a task whose seeds are too few for any p-value to reach that level says so.
+Wilcoxon p-value against the best is below ``scores.ALPHA`` and it scored worse on the paired
+seeds; a row as significantly better on the paired seeds than the row with the best median is
+named as such (the median and the pairs disagree); every other row is "not separable" from it, and
+a task whose seeds are too few for any p-value to reach that level says so.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ def task_verdict(task: str, rows: pd.DataFrame) -> str:
         return f"**{task}**: no run produced a score, so there is no best row ({len(rows)} rows, {seeds} seeds)."
     winner = best.iloc[0]
     others = rows[~rows["best"]]
-    behind = others[others["p_holm"] < scores.ALPHA]
-    tied = others[~(others["p_holm"] < scores.ALPHA)]
+    behind = others[others["standing"] == "behind"]
+    ahead = others[others["standing"] == "ahead"]
+    tied = others[others["standing"] == "not separable"]
     text = (
         f"**{task}** ({seeds} seed{'s' if seeds != 1 else ''}, on the {score}; lower is better): "
         f"best **{winner['label']}** (median {number(winner['median'])}"
@@ -46,6 +49,17 @@ def task_verdict(task: str, rows: pd.DataFrame) -> str:
     if len(others) == 0:
         return text + " No other row to compare with."
     test = "two-sided paired Wilcoxon signed-rank test against the best, Holm-corrected"
+    if len(ahead):
+        text += (
+            f" But better than it on the paired seeds ({test}, p < {scores.ALPHA:g}): "
+            + names(
+                [
+                    f"{row.label} (better on {row.better_seeds} of {row.paired} seeds, p = {row.p_holm:.2g})"
+                    for row in ahead.itertuples()
+                ]
+            )
+            + ": the median and the paired test disagree (the scores may be bimodal); read the per-seed scores."
+        )
     if len(behind):
         text += f" Behind it ({test}, p < {scores.ALPHA:g}): {_listed(behind)}."
     if len(tied):
