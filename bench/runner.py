@@ -171,6 +171,7 @@ def run(
     it to disk there, so a crash keeps every finished trial); replayed ``history`` is not passed.
     """
     evaluate, evaluate_batch = _evaluators(task, method, settings)
+    trains_itself = isinstance(method, TrainingLoopMethod)
     public = tuple(task.public_metrics)
     seed_everything(seed)
     recorded = list(history)
@@ -183,51 +184,26 @@ def run(
     try:
         while (stop_reason := budget.exhausted(ledger.spent)) is None:
             left = budget.evaluations_left(ledger.spent)
-            n = settings.batch_size if left is None else min(settings.batch_size, left)
-            tic = time.perf_counter()
-            configs, proposed_by, method_error = _ask(method, n, method_errors)
-            ask_seconds = (time.perf_counter() - tic) / max(len(configs), 1)
-            if not configs:
+            proposal = _propose(task, method, settings.batch_size if left is None else min(settings.batch_size, left))
+            method_errors += proposal.errors
+            if not proposal.configs:
                 stop_reason = NOTHING_LEFT
                 break
-            if len(configs) > n:
-                raise RuntimeError(f"{type(method).__name__}.ask({n}) returned {len(configs)} configurations")
-            configs = [_suggestion(task, method, config) for config in configs]
             first = len(ledger.trials)
-            seeds = [trial_seed(seed, first + k) for k in range(len(configs))]
-            evaluations = _replay(ledger, recorded[first : first + len(configs)], configs, seeds, task, method)
+            seeds = [trial_seed(seed, first + k) for k in range(len(proposal.configs))]
+            evaluations = _replay(ledger, recorded[first : first + len(seeds)], proposal.configs, seeds, task, method)
             bar.update(len(evaluations))
-            clock = ledger.clock()
-            fresh = _fresh(evaluate, evaluate_batch, configs, seeds, len(evaluations), settings.trial_timeout_s)
-            for k, (evaluation, measured) in enumerate(fresh, start=len(evaluations)):
-                if isinstance(method, TrainingLoopMethod) and settings.trial_timeout_s is not None:
-                    method.restore(task, configs[k], seeds[k], evaluation)  # trained in a worker: take its state
-                trial = ledger.record(
-                    evaluation,
-                    measured,
-                    clock,
-                    config=configs[k],
-                    seed=seeds[k],
-                    ask_seconds=ask_seconds,
-                    proposed_by=proposed_by,
-                    method_error=method_error,
-                )
-                clock = ledger.spent.seconds
+            fresh = _fresh(
+                evaluate, evaluate_batch, proposal.configs, seeds, len(evaluations), settings.trial_timeout_s
+            )
+            restore = method.restore if trains_itself and settings.trial_timeout_s is not None else None
+            for trial in _recorded(ledger, fresh, proposal, seeds, len(evaluations), task, restore):
                 if on_trial is not None:
-                    on_trial(trial)
-                log.debug(
-                    "trial %d %s: objective %.6g (%s), best %.6g, %.2f s",
-                    trial.index,
-                    trial.config,
-                    evaluation.objective,
-                    evaluation.status,
-                    ledger.best,
-                    trial.cost_seconds,
-                )
-                evaluations.append(evaluation)
+                    on_trial(trial)  # on disk before the method hears of it
+                evaluations.append(trial.evaluation)
                 bar.update(1)
                 bar.set_postfix(best=f"{ledger.best:.4g}")
-            _tell(method, configs, [e.observed(public) for e in evaluations], method_errors)
+            _tell(method, proposal.configs, [e.observed(public) for e in evaluations], method_errors)
             ledger.spent.seconds = ledger.clock()
     finally:
         bar.close()
@@ -302,6 +278,68 @@ def _fresh(
 def _retrain(evaluate: Evaluate, config: Config, seeds: list[int], timeout_s: float | None) -> list[Evaluation]:
     """The incumbent retrained once per seed (seeds no trial used): its unselected scores."""
     return [_evaluate(evaluate, config, seed, timeout_s) for seed in seeds]
+
+
+@dataclass
+class _Proposal:
+    """What one ``ask`` gave: configurations inside the space, who proposed them, its seconds."""
+
+    configs: list[Config]
+    proposed_by: str
+    method_error: str | None
+    ask_seconds: float
+    """Each configuration's share of the ask's seconds."""
+    errors: list[str]
+
+
+def _propose(task: Task, method: Method, n: int) -> _Proposal:
+    """Up to ``n`` configurations from ``method`` (or its fallback), each checked against the space."""
+    errors: list[str] = []
+    tic = time.perf_counter()
+    configs, proposed_by, method_error = _ask(method, n, errors)
+    ask_seconds = (time.perf_counter() - tic) / max(len(configs), 1)
+    if len(configs) > n:
+        raise RuntimeError(f"{type(method).__name__}.ask({n}) returned {len(configs)} configurations")
+    configs = [_suggestion(task, method, config) for config in configs]
+    return _Proposal(configs, proposed_by, method_error, ask_seconds, errors)
+
+
+def _recorded(
+    ledger: _Ledger,
+    fresh: Iterator[tuple[Evaluation, float]],
+    proposal: _Proposal,
+    seeds: list[int],
+    start: int,
+    task: Task,
+    restore: Callable[[Task, Config, int, Evaluation], None] | None,
+) -> Iterator[Trial]:
+    """Each new evaluation of a batch (from its ``start``-th configuration) as a recorded trial; a
+    method that trained in a worker first takes the state the worker left (``restore``)."""
+    clock = ledger.clock()
+    for k, (evaluation, measured) in enumerate(fresh, start=start):
+        if restore is not None:
+            restore(task, proposal.configs[k], seeds[k], evaluation)
+        trial = ledger.record(
+            evaluation,
+            measured,
+            clock,
+            config=proposal.configs[k],
+            seed=seeds[k],
+            ask_seconds=proposal.ask_seconds,
+            proposed_by=proposal.proposed_by,
+            method_error=proposal.method_error,
+        )
+        clock = ledger.spent.seconds
+        log.debug(
+            "trial %d %s: objective %.6g (%s), best %.6g, %.2f s",
+            trial.index,
+            trial.config,
+            evaluation.objective,
+            evaluation.status,
+            ledger.best,
+            trial.cost_seconds,
+        )
+        yield trial
 
 
 def _ask(method: Method, n: int, errors: list[str]) -> tuple[list[Config], str, str | None]:
