@@ -8,7 +8,9 @@ import sys
 
 import torch
 
+from bench.errors import USER_ERRORS, describe
 from bench.perf import agreement, batched, hypergrad, importance, methods, report, text
+from bench.perf.common import fail
 
 BENCHMARKS = {
     "methods": methods,
@@ -36,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # methods sets its own --torch-threads
     if args.benchmark == "hypergrad-one":
         return hypergrad.one_main(args)
-    return BENCHMARKS[args.benchmark].main(args)
+    try:
+        return BENCHMARKS[args.benchmark].main(args)
+    except USER_ERRORS as error:  # a bad option or configuration: one line, exit status 2
+        return fail(describe(error))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from bench.config import group_options
-from bench.errors import USER_ERRORS, describe
-from bench.perf.common import counts, fail, hypergradient_experiment, progress, write_records
+from bench.errors import BenchError
+from bench.perf.common import hypergradient_experiment, progress, whole_numbers, write_records
 
 HELP = "cosine similarity of DrMAD and exact hypergradients"
 
@@ -77,24 +77,16 @@ def agreement(task_name: str, steps: int, seed: int = 0, overrides: tuple[str, .
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        steps = counts(args.steps)
-        if steps[0] < 1:
-            raise ValueError
-    except ValueError:
-        return fail(f"--steps {args.steps!r}: give positive whole numbers")
-    records = []
+    steps = whole_numbers(args.steps, "--steps")
     known = [name for name in group_options("task") if "/" not in name]
     unknown = [name for name in args.tasks.split(",") if name not in known]
     if unknown:
-        return fail(f"--tasks {','.join(unknown)}: allowed: {', '.join(known)}")
-    try:
-        for task_name in args.tasks.split(","):
-            for t in steps:
-                progress(f"  {task_name}, T={t} ...")
-                records.extend(agreement(task_name, t, overrides=tuple(args.overrides.split())))
-    except USER_ERRORS as error:
-        return fail(describe(error))
+        raise BenchError(f"--tasks {','.join(unknown)}: allowed: {', '.join(known)}")
+    records = []
+    for task_name in args.tasks.split(","):
+        for t in steps:
+            progress(f"  {task_name}, T={t} ...")
+            records.extend(agreement(task_name, t, overrides=tuple(args.overrides.split())))
     frame = pd.DataFrame(records)[["task", "dataset", "T", "method", "cosine", "norm_ratio"]]
     print("\nDrMAD against exact reverse mode, from each task's default configuration (per-layer L2, float64):\n")
     print(frame.to_markdown(index=False, floatfmt=".4g"))

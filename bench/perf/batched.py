@@ -24,8 +24,7 @@ import numpy as np
 import torch
 
 from bench.build import build
-from bench.errors import USER_ERRORS, describe
-from bench.perf.common import compose_config, fail, progress, write_records
+from bench.perf.common import at_least, compose_config, progress, whole_numbers, write_records
 from bench.provenance import provenance
 from bench.runner import trial_seed
 
@@ -76,23 +75,16 @@ def measure(space: str, q: int, device: str, iterations: int) -> dict:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        sizes = sorted({int(q) for q in args.q.split(",")})
-        if sizes[0] < 1 or args.iterations < 50:
-            raise ValueError
-    except ValueError:
-        return fail(f"--q {args.q!r} --iterations {args.iterations}: give q >= 1 and iterations >= 50")
+    sizes = whole_numbers(args.q, "--q")
+    at_least(50, iterations=args.iterations)
     devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     torch.set_num_threads(1)
     records = []
-    try:
-        for device in devices:
-            for space in SPACES:
-                for q in sizes:
-                    progress(f"{space}, q = {q}, {device} ...")
-                    records.append(measure(space, q, device, args.iterations))
-    except USER_ERRORS as error:
-        return fail(describe(error))
+    for device in devices:
+        for space in SPACES:
+            for q in sizes:
+                progress(f"{space}, q = {q}, {device} ...")
+                records.append(measure(space, q, device, args.iterations))
     machine = provenance()
     print(f"\nBikeshare trials one by one and batched, 1 torch thread on the CPU, {machine['platform']}:\n")
     print(table(records))

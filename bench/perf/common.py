@@ -12,6 +12,7 @@ from omegaconf import DictConfig, open_dict
 
 from bench.build import Experiment, build
 from bench.config import CONFIG_DIR
+from bench.errors import BenchError
 from bench.files import write_text
 from bench.protocols import HYPERGRADIENT_HYPERPARAMETERS
 
@@ -33,9 +34,23 @@ def hypergradient_experiment(overrides: list[str]) -> Experiment:
     return build(cfg)
 
 
-def counts(text: str) -> list[int]:
-    """``"100,10,100"`` -> ``[10, 100]``; ValueError unless each is a whole number."""
-    return sorted({int(s) for s in text.split(",")})
+def whole_numbers(text: str, option: str, least: int = 1) -> list[int]:
+    """``"100,10,100"`` -> ``[10, 100]``; a one-line error naming ``option`` unless each is a whole
+    number of at least ``least``."""
+    try:
+        values = sorted({int(s) for s in text.split(",")})
+    except ValueError:
+        values = []
+    if not values or values[0] < least:
+        raise BenchError(f"{option} {text!r}: give whole numbers of at least {least}, comma-separated")
+    return values
+
+
+def at_least(least: int = 1, **options: int) -> None:
+    """A one-line error for the first option below ``least``: ``at_least(repeats=0)`` names ``--repeats 0``."""
+    for name, value in options.items():
+        if value < least:
+            raise BenchError(f"--{name.replace('_', '-')} {value}: give a whole number of at least {least}")
 
 
 def progress(line: str) -> None:
@@ -45,7 +60,7 @@ def progress(line: str) -> None:
 
 
 def fail(message: str) -> int:
-    """A user error of a benchmark's options: one line on stderr, exit status 2."""
+    """A user error: one line on stderr, exit status 2."""
     print(f"error: {message}", file=sys.stderr)
     return 2
 

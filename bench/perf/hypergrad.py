@@ -38,7 +38,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench.perf.common import counts, fail, hypergradient_experiment, progress, write_records
+from bench.perf.common import at_least, fail, hypergradient_experiment, progress, whole_numbers, write_records
 from bench.provenance import provenance
 
 HELP = "time and peak memory of DrMAD and exact hypergradients against T"
@@ -183,14 +183,8 @@ def hypergradient_table(records: list[dict]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        steps = counts(args.steps)
-        if steps[0] < 1 or args.repeats < 1 or args.hidden < 1:
-            raise ValueError
-    except ValueError:
-        return fail(
-            f"--steps {args.steps!r} --hidden {args.hidden} --repeats {args.repeats}: give positive whole numbers"
-        )
+    steps = whole_numbers(args.steps, "--steps")
+    at_least(hidden=args.hidden, repeats=args.repeats)
     if args.device == "cuda" and not torch.cuda.is_available():
         return fail("--device cuda: no CUDA device is visible; allowed here: cpu")
     records = hypergradient_costs(steps, args.hidden, args.repeats, args.device)

@@ -22,8 +22,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from bench.errors import USER_ERRORS, describe
-from bench.perf.common import compose_config, counts, fail, progress, write_records
+from bench.perf.common import compose_config, progress, whole_numbers, write_records
 from bench.provenance import provenance
 from bench.space import SearchSpace
 
@@ -51,17 +50,9 @@ def measure(space: SearchSpace, n: int, seed: int = 0) -> dict:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        sizes = counts(args.trials)
-        if sizes[0] < 10:
-            raise ValueError
-    except ValueError:
-        return fail(f"--trials {args.trials!r}: give whole numbers of at least 10")
-    try:
-        cfg = compose_config([f"task={args.task}"])
-        space = SearchSpace.from_config(OmegaConf.to_container(cfg.task.space, resolve=True), where="task.space")
-    except USER_ERRORS as error:
-        return fail(describe(error))
+    sizes = whole_numbers(args.trials, "--trials", least=10)
+    cfg = compose_config([f"task={args.task}"])
+    space = SearchSpace.from_config(OmegaConf.to_container(cfg.task.space, resolve=True), where="task.space")
     from bench.report.importance import MAX_TRIALS
 
     records = []

@@ -24,8 +24,7 @@ import torch
 
 from bench.budget import Budget
 from bench.build import build
-from bench.errors import USER_ERRORS, describe
-from bench.perf.common import compose_config, counts, fail, write_records
+from bench.perf.common import at_least, compose_config, whole_numbers, write_records
 from bench.provenance import provenance
 from bench.runner import RunSettings, run
 
@@ -75,22 +74,12 @@ def table(records: list[dict]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        sizes = counts(args.sizes)
-        if sizes[0] < 1 or args.repeats < 1 or args.torch_threads < 1:
-            raise ValueError
-    except ValueError:
-        return fail(
-            f"--sizes {args.sizes!r} --repeats {args.repeats} --torch-threads {args.torch_threads}: "
-            "give positive whole numbers"
-        )
+    sizes = whole_numbers(args.sizes, "--sizes")
+    at_least(repeats=args.repeats, torch_threads=args.torch_threads)
     torch.set_num_threads(args.torch_threads)
     records = []
-    try:
-        for method in args.methods.split(","):
-            records.extend(method_overhead(method, args.task, sizes, args.repeats))
-    except USER_ERRORS as error:
-        return fail(describe(error))
+    for method in args.methods.split(","):
+        records.extend(method_overhead(method, args.task, sizes, args.repeats))
     print(
         f"\nMedian seconds per ask() on {args.task}, {args.repeats} asks per size, "
         f"{args.torch_threads} torch thread(s), {provenance()['platform']}:\n"

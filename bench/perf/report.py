@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from bench.identity import digest
-from bench.perf.common import fail, write_records
+from bench.perf.common import at_least, write_records
 from bench.protocols import Evaluation
 from bench.provenance import provenance
 from bench.records import RunResult, Trial
@@ -75,11 +75,7 @@ def _one_run(directory: Path, task: str, method: str, seed: int, level: int, n: 
 
 
 def main(args: argparse.Namespace) -> int:
-    if min(args.runs, args.tasks, args.methods, args.trials) < 1:
-        return fail(
-            f"--runs {args.runs} --tasks {args.tasks} --methods {args.methods} --trials {args.trials}: "
-            "give positive whole numbers"
-        )
+    at_least(runs=args.runs, tasks=args.tasks, methods=args.methods, trials=args.trials)
     from bench.report.page import write_report  # matplotlib: only for this benchmark, not every bench.perf start
 
     with tempfile.TemporaryDirectory(prefix="bench-perf-report-") as folder:

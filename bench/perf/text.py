@@ -32,8 +32,8 @@ import pandas as pd
 import torch
 
 from bench.build import build
-from bench.errors import USER_ERRORS, describe
-from bench.perf.common import compose_config, fail, hypergradient_experiment, progress, write_records
+from bench.errors import BenchError
+from bench.perf.common import at_least, compose_config, hypergradient_experiment, progress, write_records
 from bench.provenance import provenance
 
 HELP = "seconds per text_linear trial (cold, warm) and text_rnn epoch and DrMAD"
@@ -194,21 +194,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """The ``text`` benchmark of ``python -m bench.perf``: records, tables, and ``--json``."""
-    if args.linear_trials < 1 or args.epochs < 1 or args.skip not in ("", "linear", "rnn"):
-        return fail(
-            f"--linear-trials {args.linear_trials} --epochs {args.epochs} --skip {args.skip!r}: give positive "
-            "whole numbers, and skip one of linear, rnn"
-        )
+    at_least(linear_trials=args.linear_trials, epochs=args.epochs)
+    if args.skip not in ("", "linear", "rnn"):
+        raise BenchError(f"--skip {args.skip!r}: allowed: linear, rnn")
     records: list[dict] = []
-    try:
-        if args.skip != "linear":
-            progress(f"  text_linear, {args.linear_trials} configurations ...")
-            records += linear_costs(args.dataset, args.linear_trials)
-        if args.skip != "rnn":
-            progress(f"  text_rnn, {args.epochs} epoch(s) of training and three hypergradients ...")
-            records += rnn_costs(args.dataset, args.epochs, args.overrides.split())
-    except USER_ERRORS as error:
-        return fail(describe(error))
+    if args.skip != "linear":
+        progress(f"  text_linear, {args.linear_trials} configurations ...")
+        records += linear_costs(args.dataset, args.linear_trials)
+    if args.skip != "rnn":
+        progress(f"  text_rnn, {args.epochs} epoch(s) of training and three hypergradients ...")
+        records += rnn_costs(args.dataset, args.epochs, args.overrides.split())
     machine = provenance()
     for record in records:
         record.update(torch_threads=torch.get_num_threads(), platform=machine["platform"])

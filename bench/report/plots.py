@@ -6,7 +6,7 @@ one figure, saves ``<stem>.png`` and ``<stem>.svg`` and returns the PNG's path.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import matplotlib
@@ -85,19 +85,20 @@ def rank_curves(table: pd.DataFrame, colours: dict, stem: Path) -> Path:
     return _save(figure, stem)
 
 
-def final_distributions(runs: pd.DataFrame, colours: dict, stem: Path, score: str = "final_objective") -> Path:
-    """Retrained validation objective of each run's incumbent: a box and the runs as points, per
-    method, one panel per task."""
+def final_distributions(runs: pd.DataFrame, colours: dict, stem: Path, scores: Mapping[str, str]) -> Path:
+    """Each run's score (``scores``: task -> the column it is compared on, and its name on the axis):
+    a box and the runs as points, per method, one panel per task."""
     tasks = sorted(runs["task"].unique())
     figure, axes = _grid(len(tasks))
     for ax, task in zip(axes[0], tasks, strict=True):
         rows = runs[runs["task"] == task]
+        column, name = scores[task]
         methods = sorted(rows["label"].unique())
-        values = [rows.loc[rows["label"] == m, score].dropna().to_numpy() for m in methods]
+        values = [rows.loc[rows["label"] == m, column].dropna().to_numpy() for m in methods]
         ax.boxplot(values, tick_labels=methods, showfliers=False)
         for i, (method, points) in enumerate(zip(methods, values, strict=True), start=1):
             ax.scatter([i] * len(points), points, color=colours[method], s=14, zorder=3)
-        ax.set(title=task, ylabel="retrained validation objective")
+        ax.set(title=task, ylabel=name)
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     figure.suptitle("Final performance per run (lower is better)", fontsize=10)
     return _save(figure, stem)

@@ -221,11 +221,15 @@ def _time_to(format_number: Callable[[float], str]) -> Callable[[float], str]:
 
 
 def final_section(context: Context) -> Section:
+    compared = context.who.drop_duplicates("task").set_index("task")["score"]
+    on = {task: (score, scores.SCORE_NAMES[score]) for task, score in compared.items()}
     return Section(
         "final",
         "Final performance per run",
-        caption="Retrained validation objective of each run's incumbent: box (quartiles) and each run as a point.",
-        figures=[plots.final_distributions(context.runs, context.colours, context.figures / "final")],
+        caption="The score each task's rows are compared on (bench/report/scores.py: the retrained validation "
+        "objective of each run's incumbent, or its best validation objective where runs were not retrained): box "
+        "(quartiles) and each run as a point.",
+        figures=[plots.final_distributions(context.runs, context.colours, context.figures / "final", on)],
     )
 
 
