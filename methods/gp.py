@@ -6,13 +6,14 @@ Matern-5/2 kernel with one lengthscale per encoded input (ARD), an explicit inpu
 maximising the exact marginal likelihood. Priors (``priors``): ``dim_scaled``, BoTorch's default
 (a log-normal lengthscale prior scaled with the dimension, Hvarfner et al. 2024), or ``gamma``,
 BoTorch's earlier Gamma priors (``dim_scaled`` chosen by median regret on held-out hartmann6
-seeds, where the paired test favours ``gamma``: results/reference/hartmann6_bo.md). The first fit runs L-BFGS-B to convergence; later fits start
-from the previous hyperparameters and take at most ``refit_maxiter`` steps (the marginal
-likelihood moves little with one more observation, and a full refit dominated the suggestion time
-at a few hundred observations: ``python -m bench.perf methods``). Noise (``noise_std``): learned with the
-likelihood's prior when null; a known standard deviation gives a fixed-noise likelihood, and 0 (a
-deterministic objective, as the synthetic tasks declare) a jitter of 1e-6 of the outcome variance,
-as BoTorch advises for noise-free data. BoTorch maximises, so the model sees ``-objective``; with
+seeds, where the paired test favours ``gamma``: results/reference/hartmann6_bo.md). The first
+fit runs L-BFGS-B to convergence; later fits start from the previous hyperparameters and take at
+most ``refit_maxiter`` steps (the marginal likelihood moves little with one more observation, and
+a full refit dominated the suggestion time at a few hundred observations: ``python -m bench.perf
+methods``). Noise (``noise_std``): learned with the likelihood's prior when null; a known
+standard deviation gives a fixed-noise likelihood, and 0 (a deterministic objective, as the
+synthetic tasks declare) a jitter of 1e-6 of the outcome variance, as BoTorch advises for
+noise-free data. BoTorch maximises, so the model sees ``-objective``; with
 ``log_objective`` it sees ``-log(objective)`` (shifted to be positive first when it is not).
 
 Integer and categorical dimensions. The acquisition is optimised over the continuous relaxation
