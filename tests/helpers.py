@@ -6,6 +6,8 @@ import functools
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -40,11 +42,23 @@ def bench_config(*overrides: str) -> DictConfig:
 _BUILT: dict[str, Experiment] = {}
 
 
+@dataclass(frozen=True)
+class Job:
+    """One job a command would launch: its overrides and seed."""
+
+    overrides: tuple[str, ...]
+    seed: int
+
+
+def command_jobs(overrides: Sequence[str], multirun: bool = False) -> tuple[list[Job], list[Experiment]]:
+    """What ``python -m bench [-m] OVERRIDES`` would launch, without launching it: every job, and
+    one experiment built (as the pre-flight check builds it) per job that differs in more than its
+    seed (building it under another seed checks nothing more). Shared between calls."""
+    return _command_jobs(tuple(overrides), bool(multirun))
+
+
 @functools.cache
-def command_jobs(overrides: tuple[str, ...], multirun: bool = False) -> tuple[list[DictConfig], list[Experiment]]:
-    """What ``python -m bench [-m] OVERRIDES`` would launch, without launching it: every job's
-    configuration, and one experiment built (as the pre-flight check builds it) per job that
-    differs in more than its seed. Built experiments are shared between calls."""
+def _command_jobs(overrides: tuple[str, ...], multirun: bool) -> tuple[list[Job], list[Experiment]]:
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]  # compose() takes no sweep
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -52,17 +66,20 @@ def command_jobs(overrides: tuple[str, ...], multirun: bool = False) -> tuple[li
         if multirun or config.hydra.mode == RunMode.MULTIRUN:
             with open_dict(config):
                 config.hydra.overrides.task = list(overrides)  # as Hydra's multirun records them
-            loader = GlobalHydra.instance().config_loader()
-            configs = [loader.load_sweep_config(config, job) for job in sweep_jobs(config)]
+            lists = [tuple(job) for job in sweep_jobs(config)]
         else:
-            configs = [config]
+            lists = [tuple(fixed)]
+        distinct = {tuple(o for o in job if not o.startswith("seed=")): job for job in lists}
+        loader = GlobalHydra.instance().config_loader()
+        configs = [loader.load_sweep_config(config, list(job)) for job in distinct.values()]
     experiments = {}
     for job in configs:
         key = OmegaConf.to_yaml({k: v for k, v in job.items() if k not in ("seed", "hydra")})
         if key not in _BUILT:
             _BUILT[key] = build(job)
         experiments[key] = _BUILT[key]
-    return configs, list(experiments.values())
+    seeds = [int(next((o.split("=", 1)[1] for o in job if o.startswith("seed=")), config.seed)) for job in lists]
+    return [Job(job, seed) for job, seed in zip(lists, seeds, strict=True)], list(experiments.values())
 
 
 def run_bench(*arguments: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300):
