@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench.budget import Budget
 from bench.errors import BenchError
 from bench.identity import digest, experiment_identity
-from bench.protocols import Method, Task
+from bench.protocols import Method, Task, missing_members
 from bench.provenance import provenance
 from bench.runner import RunSettings
 from bench.space import SearchSpace
@@ -64,6 +64,8 @@ def build(cfg: DictConfig, job_number: int | None = None) -> Experiment:
     task_options = OmegaConf.to_container(cfg.task, resolve=True)
     space = SearchSpace.from_config(task_options.get("space"), where="task.space")
     task = _component(task_options, "task", space=space, device=device)
+    if missing := missing_members(task, Task):  # the runner would treat it as a lesser kind of task, silently
+        raise BenchError(f"task._target_={task_options['_target_']}: lacks {', '.join(missing)} of the Task protocol")
     method = _component(OmegaConf.to_container(cfg.method, resolve=True), "method", space=space, seed=cfg.seed)
     return Experiment(
         task=task,

@@ -31,7 +31,7 @@ from typing import Any
 
 from bench.budget import Budget
 from bench.errors import BenchError
-from bench.protocols import BatchTask, Evaluation, Method, Task
+from bench.protocols import BatchTask, Evaluation, Method, Task, missing_members
 from bench.records import RunResult
 from bench.runner import RunSettings, run
 from bench.space import Config
@@ -102,7 +102,7 @@ def check_method(
 def check_task(task: Task, seed: int = 0) -> None:
     name = type(task).__name__
     if not isinstance(task, Task):
-        raise ConformanceError(f"{name} lacks part of the Task protocol (space, test_metric, public_metrics, ...)")
+        raise ConformanceError(f"{name} lacks part of the Task protocol: {', '.join(missing_members(task, Task))}")
     try:
         json.dumps(task.describe(), allow_nan=False)
     except (TypeError, ValueError) as error:

@@ -89,6 +89,13 @@ class Task(Protocol):
         ...
 
 
+def missing_members(obj: object, protocol: type) -> list[str]:
+    """The members of ``protocol`` (its attributes and methods) that ``obj`` lacks, sorted."""
+    names = {name for name in vars(protocol) if not name.startswith("_")}
+    names |= set(vars(protocol).get("__annotations__", {}))
+    return sorted(name for name in names if not hasattr(obj, name))
+
+
 @runtime_checkable
 class BatchTask(Task, Protocol):
     """A task that trains several configurations in one vectorised run (small models).

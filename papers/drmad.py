@@ -101,33 +101,52 @@ def _lowers(name: str, published: float, start: pd.Series, after: pd.Series, ite
 
 
 def bo_vs_hypergrad(runs: pd.DataFrame, trials: pd.DataFrame) -> PaperTable:
-    """DrMAD's claims beside ours at equal training steps: its hypergradient tunes as well as the
-    exact one (Fu et al.: 8.4% vs 8.43% test error on MNIST) at a fraction of the cost per
-    hyper-iteration; and where it stands against Bayesian optimisation."""
-    if not {"drmad", "exact_hypergrad"} <= set(runs["method"]):
+    """DrMAD's claims beside ours at equal training steps, on each task where both DrMAD and the
+    exact hypergradient ran: its hypergradient tunes as well as the exact one (Fu et al.: 8.4% vs
+    8.43% test error on MNIST) at a fraction of the cost per hyper-iteration; and where it stands
+    against the best black-box method, which the paper does not compare."""
+    tasks = sorted(
+        set(runs.loc[runs["method"] == "drmad", "task"]) & set(runs.loc[runs["method"] == "exact_hypergrad", "task"])
+    )
+    if not tasks:
         raise BenchError(
-            "--paper bo_vs_hypergrad: needs drmad and exact_hypergrad runs (python -m bench suite=bo_vs_hypergrad)"
+            "--paper bo_vs_hypergrad: needs drmad and exact_hypergrad runs on one task "
+            "(python -m bench suite=bo_vs_hypergrad)"
         )
-    runs = runs[runs["task"].isin(runs.loc[runs["method"] == "drmad", "task"])]
-    matrix = scores.score_matrix(runs)
     steps = trials.groupby("run_id")["cost_steps"].median()
+    rows = []
+    for task in tasks:
+        task_rows = _task_claims(runs[runs["task"] == task], steps)
+        rows += [{**row, "claim": f"{task}: {row['claim']}"} for row in task_rows] if len(tasks) > 1 else task_rows
+    note = (
+        "Ours: retrained validation objective of each run's incumbent, paired by seed (two-sided Wilcoxon; a run "
+        "without a score counts as worse than every run); a tuning claim holds when DrMAD is not worse (median gap "
+        "<= 0) or not separable (p > 0.05), and is not judged without a shared seed. Cost: median training steps "
+        "per hyper-iteration (a reverse-pass Hessian-vector product counts 2). The published numbers are Fu et "
+        "al.'s MNIST experiment; the task here is the suite's."
+    )
+    return PaperTable("DrMAD's claims at equal compute (Fu et al. 2016)", SOURCE, pd.DataFrame(rows), note)
+
+
+def _task_claims(runs: pd.DataFrame, steps: pd.Series) -> list[dict]:
+    """The claims on one task's runs (``steps``: each run's median training steps per trial)."""
+    matrix = scores.score_matrix(runs)
     per_iteration = runs.assign(step=runs["run_id"].map(steps)).groupby("label")["step"].median()
     labels = runs.drop_duplicates("label").set_index("label")["method"]
     drmad = sorted(labels.index[labels == "drmad"])
     exact = sorted(labels.index[labels == "exact_hypergrad"])[0]
     rows = []
     for label in drmad:
-        both = matrix[[label, exact]].dropna()
-        both = scores.worse_than_every_run(both)
-        gap = float((both[label] - both[exact]).median())
+        both = scores.worse_than_every_run(matrix[[label, exact]].dropna())
+        gap = float((both[label] - both[exact]).median()) if len(both) else math.nan
         p = wilcoxon_p(both[label].to_numpy(), both[exact].to_numpy())
         ratio = per_iteration[exact] / per_iteration[label]
         rows.append(
             {
                 "claim": f"{label} tunes as well as exact",
                 "published": "8.4% vs 8.43% test error (MNIST)",
-                "ours": f"validation gap {gap:+.4g} (median, {len(both)} seeds), p = {p:.2g}",
-                "holds": bool(gap <= 0 or p > 0.05),
+                "ours": f"validation gap {gap:+.4g} (median, {len(both)} seeds), p = {p:.2g}" if len(both) else "-",
+                "holds": bool(gap <= 0 or p > 0.05) if len(both) else None,
             }
         )
         rows.append(
@@ -140,8 +159,8 @@ def bo_vs_hypergrad(runs: pd.DataFrame, trials: pd.DataFrame) -> PaperTable:
         )
     black_box = [label for label in matrix.columns if labels[label] not in ("drmad", "exact_hypergrad", "default")]
     best_bo = scores.best_row(matrix[black_box]) if black_box else None
-    if best_bo is not None and drmad:
-        best_drmad = scores.best_row(matrix[drmad])
+    best_drmad = scores.best_row(matrix[drmad])
+    if best_bo is not None and best_drmad is not None:
         both = scores.worse_than_every_run(matrix[[best_drmad, best_bo]].dropna())
         p = wilcoxon_p(both[best_drmad].to_numpy(), both[best_bo].to_numpy())
         rows.append(
@@ -153,10 +172,4 @@ def bo_vs_hypergrad(runs: pd.DataFrame, trials: pd.DataFrame) -> PaperTable:
                 "holds": None,
             }
         )
-    note = (
-        "Ours: retrained validation objective of each run's incumbent, paired by seed (two-sided Wilcoxon); a "
-        "tuning claim holds when DrMAD is not worse (median gap <= 0) or not separable (p > 0.05). Cost: median "
-        "training steps per hyper-iteration (a reverse-pass Hessian-vector product counts 2). The published "
-        "numbers are Fu et al.'s MNIST experiment; the task here is the suite's."
-    )
-    return PaperTable("DrMAD's claims at equal compute (Fu et al. 2016)", SOURCE, pd.DataFrame(rows), note)
+    return rows

@@ -4,6 +4,8 @@ matters little (``--paper lstm_odyssey``, ``suite=lstm_odyssey``)."""
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from bench.errors import BenchError
@@ -45,13 +47,13 @@ def lstm_odyssey(runs: pd.DataFrame, trials: pd.DataFrame) -> PaperTable:
                 "claim": f"{prefix}learning rate's share of variance",
                 "published": f"> {LEARNING_RATE_SHARE:.2f}",
                 "ours": f"{learning_rate:.3f}",
-                "holds": bool(learning_rate > LEARNING_RATE_SHARE),
+                "holds": None if math.isnan(learning_rate) else bool(learning_rate > LEARNING_RATE_SHARE),
             },
             {
                 "claim": f"{prefix}momentum's share (matters little)",
                 "published": "below the learning rate's",
                 "ours": f"{momentum:.3f}",
-                "holds": bool(momentum < learning_rate),
+                "holds": None if math.isnan(momentum) or math.isnan(learning_rate) else bool(momentum < learning_rate),
             },
         ]
         data.append(f"{method}: {int(group['trials'].iloc[0])} trials on {datasets}")

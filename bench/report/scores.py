@@ -73,7 +73,7 @@ def worse_than_every_run(scores: pd.DataFrame) -> pd.DataFrame:
     if not finite.size:
         return scores.where(~np.isinf(scores), 1.0)
     worst, lowest = float(finite.max()), float(finite.min())
-    return scores.where(~np.isinf(scores), worst + max(1.0, worst - lowest))
+    return scores.where(~np.isinf(scores), worst + max(1.0, 2 * (worst - lowest)))
 
 
 def best_row(scores: pd.DataFrame) -> str | None:
@@ -89,7 +89,8 @@ def best_row(scores: pd.DataFrame) -> str | None:
 def compare(scores: pd.DataFrame) -> pd.DataFrame:
     """Every column of a seed x label score matrix against the best one. One row per label (the
     matrix's column order): ``seeds`` (runs), ``failed`` (runs scored +inf), ``median`` and
-    ``mean`` (failures counted as worse than every run), ``wins``, ``best`` (bool), ``paired``
+    ``mean`` (failures counted as worse than every run), ``median_of_scored`` (the runs that have a
+    score), ``wins``, ``best`` (bool), ``paired``
     (seeds shared with the best), ``better_seeds`` and ``worse_seeds`` (of those, where the row
     scored better or worse than the best), ``difference`` (median of row minus best over them),
     ``p`` and ``p_holm`` (NaN for the best itself and where nothing pairs), ``p_best_better`` with
@@ -110,6 +111,7 @@ def compare(scores: pd.DataFrame) -> pd.DataFrame:
             "failed": int(np.isinf(scores[column]).sum()),
             "median": float(values.median()),
             "mean": float(values.mean()),
+            "median_of_scored": float(finite[column].median()),
             "wins": int(((finite[column] == lowest) & finite[column].notna()).sum()),
             "best": column == best,
             "paired": 0,
@@ -143,8 +145,11 @@ def _standing(row) -> str:  # noqa: ANN001 - a row of itertuples
         return "best"
     if not row.p_holm < ALPHA:
         return "not separable"
-    worse = row.difference > 0 or (row.difference == 0 and row.worse_seeds > row.better_seeds)
-    return "behind" if worse else "ahead"
+    if row.difference > 0 or (row.difference == 0 and row.worse_seeds > row.better_seeds):
+        return "behind"
+    if row.difference < 0 or row.better_seeds > row.worse_seeds:
+        return "ahead"
+    return "not separable"  # significant, yet no side is better on the paired seeds
 
 
 def per_task(runs: pd.DataFrame) -> pd.DataFrame:

@@ -89,9 +89,15 @@ class Context:
         return analysis.anytime(self.runs, self.trials, self.grids)
 
 
+def _headline_axis(curves: pd.DataFrame) -> str:
+    """Training steps, the budget's currency, when every task counts them; else seconds."""
+    with_steps = set(curves.loc[curves["axis"] == "steps", "task"])
+    return "steps" if with_steps == set(curves["task"]) else "seconds"
+
+
 def verdict_section(context: Context) -> Section:
     curves = context.anytime[1]
-    axis = "steps" if (curves["axis"] == "steps").any() else "seconds"
+    axis = _headline_axis(curves)
     return Section(
         "verdict",
         "Verdict",
@@ -128,7 +134,10 @@ def anytime_section(context: Context) -> Section:
                 heading=f"against {plots.AXIS_LABELS[axis]}",
             )
         )
-    seconds = [plots.anytime(curves, "seconds", context.colours, context.figures / "anytime_seconds")]
+    other = "seconds" if _headline_axis(curves) == "steps" else "steps"  # the headline figure shows one axis
+    figures = []
+    if (curves["axis"] == other).any():
+        figures.append(plots.anytime(curves, other, context.colours, context.figures / f"anytime_{other}"))
     return Section(
         "anytime",
         "Anytime performance",
@@ -137,7 +146,7 @@ def anytime_section(context: Context) -> Section:
         "in wall-clock seconds (100%: the most any run of the task spent), median [interquartile range] over runs; "
         "regret: median normalised regret (y - min) / (max - min) at 100% over every trial of the task (0: the "
         "best any run found, 1: the worst). A run with no finished trial yet counts as the worst.",
-        figures=seconds if (curves["axis"] == "seconds").any() and (curves["axis"] == "steps").any() else [],
+        figures=figures,
     )
 
 

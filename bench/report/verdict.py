@@ -37,8 +37,13 @@ def task_verdict(task: str, rows: pd.DataFrame) -> str:
     tied = others[others["standing"] == "not separable"]
     text = (
         f"**{task}** ({seeds} seed{'s' if seeds != 1 else ''}, on the {score}; lower is better): "
-        f"best **{winner['label']}** (median {number(winner['median'])}"
-        + (f", {int(winner['failed'])} failed run(s)" if winner["failed"] else "")
+        f"best **{winner['label']}** ("
+        + (
+            f"median {number(winner['median_of_scored'])} over its {winner['seeds'] - winner['failed']} scored runs, "
+            f"{winner['failed']} failed"
+            if winner["failed"]
+            else f"median {number(winner['median'])}"
+        )
         + ")."
     )
     if rows["score"].iloc[0] == scores.BEST:
@@ -64,15 +69,15 @@ def task_verdict(task: str, rows: pd.DataFrame) -> str:
         text += f" Behind it ({test}, p < {scores.ALPHA:g}): {_listed(behind)}."
     if len(tied):
         text += f" Not separable from it ({test}): {_listed(tied)}."
-    paired = int(others["paired"].max())
-    floor = 2 / 2**paired if paired else math.nan
+    paired, tested = int(others["paired"].max()), int(others["p"].notna().sum())
     if paired == 0:
-        text += " No other row shares a seed with the best, so nothing is tested."
-    elif floor >= scores.ALPHA:
-        text += (
-            f" With {paired} paired seed{'s' if paired != 1 else ''} no two-sided p-value can fall below "
-            f"{floor:.2g}: these seeds cannot separate any two rows."
-        )
+        return text + " No other row shares a seed with the best, so nothing is tested."
+    floor = 2 / 2**paired  # the smallest two-sided signed-rank p-value with this many pairs
+    corrected = min(1.0, tested * floor)  # and after Holm's correction over the rows tested
+    if corrected >= scores.ALPHA:
+        text += f" With {paired} paired seed{'s' if paired != 1 else ''} the smallest two-sided p-value is {floor:.2g}"
+        text += f", {corrected:.2g} after Holm's correction over {tested} rows" if tested > 1 else ""
+        text += ": these seeds cannot separate any two rows."
     return text
 
 

@@ -9,6 +9,7 @@ import pytest
 from bench.budget import Budget
 from bench.build import build
 from bench.conformance import ConformanceError, check_method, check_task, same_trials
+from bench.errors import BenchError
 from methods.random_search import RandomSearch
 from tests.helpers import TINY, bench_config
 
@@ -148,6 +149,22 @@ def test_the_real_task_passes(branin):
     check_task(branin)
 
 
+class WithoutCriteria(NotJson):
+    """A task written before tasks declared their pass criteria."""
+
+    def __init__(self, task):
+        super().__init__(task)
+        del self.pass_criteria
+
+
+def test_a_task_missing_a_protocol_member_is_named_by_the_check_and_by_the_build(branin):
+    with pytest.raises(ConformanceError, match=r"WithoutCriteria lacks part of the Task protocol: pass_criteria$"):
+        check_task(WithoutCriteria(branin))
+    config = bench_config("task=branin", "task._target_=tests.bench.test_conformance.OldBranin")
+    with pytest.raises(BenchError, match=r"^task._target_=tests.bench.test_conformance.OldBranin: lacks pass_criteria"):
+        build(config)
+
+
 @pytest.mark.parametrize(
     ("wrapper", "message"),
     [
@@ -186,3 +203,19 @@ def test_a_batch_task_that_ignores_a_seed_fails():
     check_task(task)
     with pytest.raises(ConformanceError, match=r"SeedBlindBatch.evaluate_batch: seed 1 trained in a batch gave ok"):
         check_task(SeedBlindBatch(task))
+
+
+class OldBranin:
+    """Built by Hydra from config: a synthetic task without ``pass_criteria``."""
+
+    def __init__(self, space, device="cpu", **options):
+        from tasks.synthetic import SyntheticTask
+
+        self._task = SyntheticTask(space, device, **options)
+        self.space, self.test_metric, self.public_metrics = space, self._task.test_metric, ()
+
+    def evaluate(self, config, seed):
+        return self._task.evaluate(config, seed)
+
+    def describe(self):
+        return self._task.describe()

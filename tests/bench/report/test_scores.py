@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
-from bench.report.scores import BEST, RETRAINED, best_row, compare, score_column, score_matrix
+from bench.report.scores import (
+    BEST,
+    RETRAINED,
+    best_row,
+    compare,
+    score_column,
+    score_matrix,
+    worse_than_every_run,
+)
 
 
 def scores(**columns):
@@ -62,6 +70,9 @@ def test_a_failed_run_scores_strictly_worse_than_every_real_run_and_never_wins()
     b = mixed.set_index("label").loc["b"]
     assert b["p"] == pytest.approx(wilcoxon([0.5, 0.5, 0.5, 0.5, 0.5, 100.0]).pvalue)
     assert b["median"] == pytest.approx(4.0) and b["wins"] == 0
+    # even where the real scores spread wide, a failure's loss exceeds every real difference
+    wide = worse_than_every_run(scores(best=[0.0, 5.0], row=[5.0, np.inf]))
+    assert wide.loc[1, "row"] - wide.loc[1, "best"] > wide.loc[0, "row"] - wide.loc[0, "best"]
 
 
 def test_a_seed_every_row_failed_is_won_by_none():

@@ -24,7 +24,20 @@ def test_a_row_worse_on_every_one_of_enough_seeds_is_behind_and_noise_is_not_sep
 def test_three_seeds_separate_nothing_and_the_verdict_says_why():
     text = verdict(a=[1.0, 2.0, 3.0], b=[2.0, 3.0, 4.0])
     assert "Not separable from it" in text and "b (p = 0.25)" in text
-    assert "With 3 paired seeds no two-sided p-value can fall below 0.25" in text
+    assert "With 3 paired seeds the smallest two-sided p-value is 0.25: these seeds cannot separate" in text
+
+
+def test_six_seeds_separate_nothing_once_holm_corrects_over_three_rows():
+    """2 / 2^6 = 0.031 is below 0.05, but Holm's correction over 3 rows lifts the smallest to 0.094."""
+    base = np.arange(6.0)
+    text = verdict(a=base, b=base + 1, c=base + 2, d=base + 3)
+    assert "the smallest two-sided p-value is 0.031, 0.094 after Holm's correction over 3 rows" in text
+    assert "b (p = 0.094)" in text and "Behind it" not in text
+
+
+def test_a_best_row_with_failures_shows_the_median_of_its_scored_runs():
+    text = verdict(a=[1.0, 1.0, 1.0, np.inf], b=[2.0, 3.0, 4.0, 5.0])
+    assert "best **a** (median 1 over its 3 scored runs, 1 failed)" in text
 
 
 def test_a_row_better_on_the_paired_seeds_than_the_best_median_is_named_as_such():
