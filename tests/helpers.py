@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -80,6 +81,11 @@ def _command_jobs(overrides: tuple[str, ...], multirun: bool) -> tuple[list[Job]
         experiments[key] = _BUILT[key]
     seeds = [int(next((o.split("=", 1)[1] for o in job if o.startswith("seed=")), config.seed)) for job in lists]
     return [Job(job, seed) for job, seed in zip(lists, seeds, strict=True)], list(experiments.values())
+
+
+def seed_table(**columns: Sequence[float]) -> pd.DataFrame:
+    """A score matrix as the report builds one: one row per seed (0, 1, ...), one column per method."""
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(next(iter(columns.values()))), name="seed"))
 
 
 def run_bench(*arguments: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300):

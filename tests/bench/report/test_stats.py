@@ -17,10 +17,7 @@ from bench.report.stats import (
     probability_better,
     verdict,
 )
-
-
-def scores(**columns):
-    return pd.DataFrame(columns, index=pd.RangeIndex(len(next(iter(columns.values()))), name="seed"))
+from tests.helpers import seed_table
 
 
 def test_holm_matches_the_step_down_procedure_by_hand():
@@ -51,7 +48,7 @@ def test_best_so_far_counts_only_ok_trials_finished_by_each_horizon():
 def test_a_dominating_method_ranks_first_with_an_interval_apart_and_identical_methods_tie():
     rng = np.random.default_rng(0)
     base = rng.normal(size=10)
-    table = mean_ranks(scores(good=base - 5, a=base, b=base.copy())).set_index("method")
+    table = mean_ranks(seed_table(good=base - 5, a=base, b=base.copy())).set_index("method")
     assert table.loc["good", "mean_rank"] == 1.0 and table.loc["good", "high"] == 1.0
     assert table.loc["a", "mean_rank"] == table.loc["b", "mean_rank"] == 2.5
     assert table.loc["good", "high"] < table.loc["a", "low"]
@@ -59,7 +56,7 @@ def test_a_dominating_method_ranks_first_with_an_interval_apart_and_identical_me
 
 
 def test_mean_ranks_use_only_seeds_every_method_ran():
-    table = mean_ranks(scores(a=[1.0, 2.0, np.nan], b=[2.0, 1.0, 0.0])).set_index("method")
+    table = mean_ranks(seed_table(a=[1.0, 2.0, np.nan], b=[2.0, 1.0, 0.0])).set_index("method")
     assert table.loc["a", "seeds"] == 2 and table.loc["a", "mean_rank"] == table.loc["b", "mean_rank"] == 1.5
 
 

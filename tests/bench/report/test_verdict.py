@@ -1,15 +1,14 @@
 """The verdict in words (bench/report/verdict.py) says what the table of who wins holds, and no more."""
 
 import numpy as np
-import pandas as pd
 
 from bench.report.scores import compare
 from bench.report.verdict import task_verdict
+from tests.helpers import seed_table
 
 
 def verdict(**columns):
-    scores = pd.DataFrame(columns, index=pd.RangeIndex(len(next(iter(columns.values()))), name="seed"))
-    return task_verdict("task", compare(scores).assign(score="final_objective"))
+    return task_verdict("task", compare(seed_table(**columns)).assign(score="final_objective"))
 
 
 def test_a_row_worse_on_every_one_of_enough_seeds_is_behind_and_noise_is_not_separable():
