@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -112,6 +113,9 @@ class Hypergradient:
     w_final: torch.Tensor  # (P,)
     forward_steps: int
     reverse_hvps: int
+    theta_next: torch.Tensor | None = None
+    """Where the method's own rule moves the hyperparameters next (online hypergradients adapt them
+    during training); ``None``: the meta-optimiser steps on ``gradient``."""
 
     @property
     def cost_steps(self) -> int:
@@ -237,6 +241,28 @@ def exact_hypergradient(
     return Hypergradient(loss, gradient, w, steps + recomputed, steps if math.isfinite(loss) else 0)
 
 
+def truncated_hypergradient(
+    problem: TrainingProblem, hyper: Hyperparameters, points: int | None = None, hvp: str = "autograd"
+) -> Hypergradient:
+    """Truncated reverse mode (Shaban et al. 2019): the exact recursion over the last ``points`` = K
+    training steps only (default K = T), w_{T-K} .. w_T kept (memory O(K x P)). The steps before
+    T - K are treated as constants: the hypergradient misses their contribution (for the learning
+    rate and penalties, the early part of training), and is exact for K = T, bit for bit."""
+    steps = problem.steps
+    k = steps if points is None else points
+    if not 1 <= k <= steps:
+        raise BenchError(f"method.reverse_points={points}: must be between 1 and the number of steps {steps}")
+    alpha, gamma, l2 = hyper.values()
+    w, v = problem.w0.clone(), torch.zeros_like(problem.w0)
+    window: deque[tuple[torch.Tensor, torch.Tensor]] = deque([(w, v)], maxlen=k + 1)  # (w_t, v_t), t >= T - K
+    for w, v in sgd_steps(problem, alpha, gamma, penalty(problem, l2), w, v, 0, steps):  # noqa: B020
+        window.append((w, v))
+    kept = list(window)
+    points_ = [(steps - k + j, kept[j][0], kept[j][1], kept[j + 1][1]) for j in reversed(range(k))]
+    loss, gradient = _reverse(problem, hyper, w, points_, hvp)
+    return Hypergradient(loss, gradient, w, steps, k if math.isfinite(loss) else 0)
+
+
 def drmad_hypergradient(
     problem: TrainingProblem, hyper: Hyperparameters, points: int | None = None, hvp: str = "autograd"
 ) -> Hypergradient:
@@ -283,7 +309,18 @@ class HypergradientDescent:
     meta-steps, those it fixes (``task.space.<name>.fixed``) keep their value. A space that leaves
     any other hyperparameter free is refused: black-box methods would tune it and this method
     could not, so the two would not compare on the same space.
+
+    A member of the family declares what it can tune (``TUNES``) and overrides ``hypergradient``
+    (the forward and reverse computation), and where its trial is not plain training plus a
+    meta-step, ``retrain`` (what the incumbent's fresh-seed retraining runs) and ``advance`` (how
+    the hyperparameters move after a trial); the meta-optimiser, step rejection, projection and
+    resume are this class's, shared by every member.
     """
+
+    TUNES: tuple[str, ...] = CONTINUOUS
+    """The hyperparameters this method can move; a space leaving any other free is refused."""
+    WHY = ""
+    """Why ``TUNES`` is what it is, for the refusal's one line (``""``: no reason needed)."""
 
     def __init__(
         self,
@@ -316,12 +353,12 @@ class HypergradientDescent:
             raise BenchError(
                 f"method {name} tunes {', '.join(CONTINUOUS)}; the task's space lacks {', '.join(missing)}"
             )
-        discrete = [n for n in space.tuned if n not in CONTINUOUS]
-        if discrete:
-            fixes = " ".join(f"+task.space.{n}.fixed={space.default[n]!r}" for n in discrete)
+        untunable = [n for n in space.tuned if n not in self.TUNES]
+        if untunable:
+            fixes = " ".join(f"+task.space.{n}.fixed={space.default[n]!r}" for n in untunable)
             raise BenchError(
-                f"method {name} tunes only {', '.join(CONTINUOUS)}, but the task's space also tunes "
-                f"{', '.join(discrete)}: fix them for every method alike, e.g. {fixes}"
+                f"method {name} tunes only {', '.join(self.TUNES)}{self.WHY}, but the task's space also tunes "
+                f"{', '.join(untunable)}: fix them for every method alike, e.g. {fixes}"
             )
         self.space, self.seed = space, seed
         self.meta_optimizer, self.meta_step, self.l2_granularity = meta_optimizer, meta_step, l2_granularity
@@ -340,6 +377,7 @@ class HypergradientDescent:
         self.pending: Config | None = None
         self.last: Hypergradient | None = None
         self.last_gradient: torch.Tensor | None = None  # what tell steps on: the last trial's hypergradient
+        self.last_next: torch.Tensor | None = None  # the last trial's Hypergradient.theta_next
         self.history: dict[tuple[Any, ...], torch.Tensor] = {}
 
     # ------------------------------------------------------------------ ask / evaluate / tell
@@ -353,11 +391,11 @@ class HypergradientDescent:
         problem, theta, retraining = self._prepare(task, config, seed)
         hyper = Hyperparameters.from_tensor(theta.to(problem.w0))
         tic = time.perf_counter()
-        if retraining:  # the incumbent's fresh-seed retraining: a forward pass only
-            w_final, _, _ = train(problem, hyper)
-            return replace(problem.score(w_final), cost_steps=problem.steps)
+        if retraining:  # the incumbent's fresh-seed retraining
+            w_final, cost_steps = self.retrain(problem, hyper)
+            return replace(problem.score(w_final), cost_steps=cost_steps)
         self.last = self.hypergradient(problem, hyper)
-        self.last_gradient = self.last.gradient
+        self.last_gradient, self.last_next = self.last.gradient, self.last.theta_next
         evaluation = problem.score(self.last.w_final)
         metrics = {
             **evaluation.metrics,
@@ -370,6 +408,8 @@ class HypergradientDescent:
             "theta": theta.tolist(),
             "hypergradient": self.last.gradient.tolist(),
         }
+        if self.last.theta_next is not None:  # the hyperparameters the method's own rule ended at
+            metrics["theta_next"] = self.last.theta_next.tolist()
         if len(hyper.log_l2) > 1:
             l2 = hyper.log_l2.exp()
             metrics.update(l2_min=float(l2.min()), l2_median=float(l2.median()), l2_max=float(l2.max()))
@@ -395,27 +435,46 @@ class HypergradientDescent:
             )
         gradient = evaluation.metrics.get("hypergradient")
         self.last_gradient = None if gradient is None else _tensor(gradient, theta)
+        following = evaluation.metrics.get("theta_next")
+        self.last_next = None if following is None else _tensor(following, theta)
 
     def tell(self, configs: Sequence[Config], evaluations: Sequence[Evaluation]) -> None:
         evaluation = evaluations[-1]
         gradient = self.last_gradient
         self.iteration += 1
-        if evaluation.ok and gradient is not None and bool(torch.isfinite(gradient).all()):
+        following = self.last_next
+        finite = gradient is not None and bool(torch.isfinite(gradient).all())
+        if following is not None:
+            finite = finite and bool(torch.isfinite(following).all())
+        if evaluation.ok and finite:
             self.good, self.good_gradient = self.theta.clone(), gradient
-        else:  # reject: back to the last good point, half the step
-            self.meta_step /= 2
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.meta_step
-            if self.good is None:  # nothing finite yet: shrink the learning rate instead
-                self.theta[0] -= math.log(2) * float(self.mask[0])
-                self.theta.copy_(self.project(self.theta))
-                return
-            self.theta.copy_(self.good)
-            gradient = self.good_gradient
+            self.advance(gradient, following)
+            return
+        # reject: back to the last good point, half the step
+        self.meta_step /= 2
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.meta_step
+        if self.good is None:  # nothing finite yet: shrink the learning rate instead
+            self.theta[0] -= math.log(2) * float(self.mask[0])
+            self.theta.copy_(self.project(self.theta))
+            return
+        self.theta.copy_(self.good)
+        self.advance(self.good_gradient, None)
+
+    def advance(self, gradient: torch.Tensor, following: torch.Tensor | None) -> None:
+        """Move the hyperparameters after a trial: a meta-step on ``gradient`` (after a rejection,
+        the last good point's hypergradient, at the halved step). ``following``: where the trial's
+        own rule ended them (``Hypergradient.theta_next``), ``None`` after a rejection."""
+        self.step(self.optimizer, self.theta, gradient)
+
+    def step(self, optimizer: torch.optim.Optimizer, theta: torch.Tensor, gradient: torch.Tensor) -> None:
+        """One meta-optimiser step on ``theta`` (in place): Adam on the hypergradient or SGD on its
+        sign; fixed hyperparameters get no step; projected into the space."""
         step = gradient.sign() if self.meta_optimizer == "sign" else gradient
-        self.theta.grad = (self.mask * step).to(self.theta.dtype)  # fixed hyperparameters get no step
-        self.optimizer.step()
-        self.theta.copy_(self.project(self.theta))
+        theta.grad = (self.mask * step).to(theta.dtype)
+        optimizer.step()
+        with torch.no_grad():
+            theta.copy_(self.project(theta))
 
     # ------------------------------------------------------------------ pieces
     def _prepare(
@@ -440,14 +499,28 @@ class HypergradientDescent:
         tuned = [name in self.tuned for name in ("learning_rate", "momentum")]
         tuned += ["l2" in self.tuned] * (len(theta) - 2)
         self.mask = torch.tensor(tuned, dtype=theta.dtype, device=theta.device)
+        self.optimizer = self.meta_optimiser(self.theta, self.meta_step)
+
+    def meta_optimiser(self, theta: torch.Tensor, lr: float) -> torch.optim.Optimizer:
         if self.meta_optimizer == "adam":  # Kingma and Ba 2015, defaults (0.9, 0.999), eps 1e-8
-            self.optimizer = torch.optim.Adam([self.theta], lr=self.meta_step)
-        else:  # sign-SGD: plain SGD on the hypergradient's sign
-            self.optimizer = torch.optim.SGD([self.theta], lr=self.meta_step)
+            return torch.optim.Adam([theta], lr=lr)
+        return torch.optim.SGD([theta], lr=lr)  # sign-SGD: plain SGD on the hypergradient's sign
 
     def hypergradient(self, problem: TrainingProblem, hyper: Hyperparameters) -> Hypergradient:
         """Forward and reverse pass: the validation loss at w_T and its hypergradient."""
         return exact_hypergradient(problem, hyper, self.hvp, self.trajectory_memory_mb * 2**20)
+
+    def points(self, steps: int) -> int | None:
+        """K, the reverse steps of a shortened pass, from ``reverse_points`` or ``reverse_fraction``
+        (at most T); ``None``: K = T."""
+        points = self.reverse_points
+        if self.reverse_fraction is not None:
+            points = max(1, round(self.reverse_fraction * steps))
+        return None if points is None else min(points, steps)
+
+    def retrain(self, problem: TrainingProblem, hyper: Hyperparameters) -> tuple[torch.Tensor, int]:
+        """What the incumbent's fresh-seed retraining runs, (w_T, steps it cost): plain training."""
+        return train(problem, hyper)[0], problem.steps
 
     @staticmethod
     def train_only(problem: TrainingProblem, hyper: Hyperparameters) -> torch.Tensor:
@@ -504,10 +577,14 @@ class DrMAD(HypergradientDescent):
     """Hyper-iterations on DrMAD hypergradients (only w_0 and w_T kept)."""
 
     def hypergradient(self, problem: TrainingProblem, hyper: Hyperparameters) -> Hypergradient:
-        points = self.reverse_points
-        if self.reverse_fraction is not None:
-            points = max(1, round(self.reverse_fraction * problem.steps))
-        return drmad_hypergradient(problem, hyper, None if points is None else min(points, problem.steps), self.hvp)
+        return drmad_hypergradient(problem, hyper, self.points(problem.steps), self.hvp)
+
+
+class TruncatedHypergradient(HypergradientDescent):
+    """Hyper-iterations on truncated reverse-mode hypergradients (the last K steps; Shaban et al. 2019)."""
+
+    def hypergradient(self, problem: TrainingProblem, hyper: Hyperparameters) -> Hypergradient:
+        return truncated_hypergradient(problem, hyper, self.points(problem.steps), self.hvp)
 
 
 def _tensor(values: Sequence[float | None], like: torch.Tensor) -> torch.Tensor:

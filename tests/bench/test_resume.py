@@ -1,5 +1,5 @@
 """Resume: a run killed with SIGKILL mid-way and resumed has the trial table of an uninterrupted
-run with the same seed (random search, gp_ei, drmad); a torn last line is dropped; a resume with
+run with the same seed (random search, gp_ei, and every member of the hypergradient family); a torn last line is dropped; a resume with
 another configuration is refused in one line and changes nothing; completed runs are kept."""
 
 import json
@@ -27,6 +27,18 @@ RUNS = {
     "random": ["method=random", "budget.evaluations=12"],
     "gp_ei": ["method=gp_ei", "method.n_initial=2", "budget.evaluations=8"],  # killed after the GP's first proposal
     "drmad": ["method=drmad", "+task.space.hidden_nodes.fixed=4", "budget.evaluations=6"],
+    # every other member of the hypergradient family (methods/drmad.py, implicit.py, online.py)
+    "exact_hypergrad": ["method=exact_hypergrad", "+task.space.hidden_nodes.fixed=4", "budget.evaluations=6"],
+    "truncated_hypergrad": ["method=truncated_hypergrad", "+task.space.hidden_nodes.fixed=4", "budget.evaluations=6"],
+    "online_hypergrad": ["method=online_hypergrad", "+task.space.hidden_nodes.fixed=4", "budget.evaluations=6"],
+    "implicit_hypergrad": [
+        "method=implicit_hypergrad",
+        "+task.space.hidden_nodes.fixed=4",
+        "+task.space.learning_rate.fixed=0.5",
+        "+task.space.momentum.fixed=0.9",
+        "task.space.l2.default=1e-3",
+        "budget.evaluations=6",
+    ],
 }
 
 

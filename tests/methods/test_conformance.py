@@ -36,6 +36,7 @@ TEXT_RNN = [  # a small network on the real corpus: an epoch of 40 steps of 256 
 TEXT_RNN_FIXED = [f"+task.space.{name}.fixed={value}" for name, value in [("cell", "gru"), ("layers", 1)]] + [
     f"+task.space.{name}.fixed={value}" for name, value in [("embedding_size", 4), ("hidden_units", 4)]
 ]
+L2_ONLY_SPACE = ["+task.space.learning_rate.fixed=0.1", "+task.space.momentum.fixed=0.9"]
 SETTINGS = {  # cheap settings of every task; "[fixed]": discrete hyperparameters fixed, as hypergradients need
     "bikeshare": ["task=bikeshare", *TINY],
     "bikeshare[fixed]": ["task=bikeshare", *TINY_FIXED],
@@ -46,9 +47,22 @@ SETTINGS = {  # cheap settings of every task; "[fixed]": discrete hyperparameter
     "text_linear": ["task=text_linear"],
     "text_rnn": TEXT_RNN,
     "text_rnn[fixed]": [*TEXT_RNN, *TEXT_RNN_FIXED, "+task.space.input_noise.fixed=0.1"],
+    # "[l2]": only the L2 penalty tuned, what implicit differentiation needs
+    "bikeshare[l2]": ["task=bikeshare", *TINY_FIXED, *L2_ONLY_SPACE],
+    "mnist_mlp[l2]": ["task=mnist_mlp", *MNIST, "+task.space.iterations.fixed=10", *L2_ONLY_SPACE],
 }
 OPTIONS = {"default": ["method.repeats=5"]}  # the default configuration, evaluated for the whole budget
-HYPERGRADIENT = ("drmad", "drmad_k10", "exact_hypergrad")
+HYPERGRADIENT = ("drmad", "drmad_k10", "exact_hypergrad", "truncated_hypergrad", "online_hypergrad")
+L2_ONLY = ("implicit_hypergrad",)  # tunes only the L2 penalties
+
+
+def accepts(method_name: str, setting: str) -> bool:
+    """Whether a method can tune a setting's space (black-box methods tune any)."""
+    if method_name in L2_ONLY:
+        return "[l2]" in setting
+    if method_name in HYPERGRADIENT:
+        return "[fixed]" in setting or "[l2]" in setting
+    return True
 
 
 PRESET_SETTINGS = {  # the folder of a preset's method variants -> a small setting of the task that preset tunes
@@ -60,6 +74,7 @@ PRESET_SETTINGS = {  # the folder of a preset's method variants -> a small setti
 
 def test_every_task_has_a_small_setting_and_every_variant_folder_its_presets_task():
     assert set(TASKS) <= {name.split("[")[0] for name in SETTINGS}
+    assert set(METHODS) >= set(HYPERGRADIENT) | set(L2_ONLY)
     assert {variant.split("/")[0] for variant in VARIANTS} == set(PRESET_SETTINGS)
 
 
@@ -78,8 +93,9 @@ def test_method_conforms(method_name, setting):
         build(bench_config(*overrides(method_name, setting)))
     except BenchError as error:
         assert "\n" not in str(error)
-        assert method_name in HYPERGRADIENT and "[fixed]" not in setting, str(error)
+        assert not accepts(method_name, setting), str(error)
         return
+    assert accepts(method_name, setting), "a method built on a space it cannot tune"
 
     def make(seed):
         experiment = build(bench_config(*overrides(method_name, setting), f"seed={seed}"))

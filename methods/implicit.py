@@ -1,0 +1,144 @@
+"""Implicit differentiation (Lorraine, Vicol and Duvenaud, AISTATS 2020): the hypergradient at the
+trained weights, as if they were the training objective's optimum.
+
+At an optimum w*(lambda) of the penalised training loss L_train(w) + 0.5 sum_i l2_i w_i^2, the
+implicit function theorem gives::
+
+    dL_val/dlambda = - grad_w L_val(w*) . H^-1 . d2 L_train / (dw dlambda)
+
+with H the penalised training loss's Hessian at w*. For an L2 penalty, d2 / (dw_i dl2_g) = w_i for
+the weights i of group g, so dL_val/dl2_g = - sum_{i in g} (H^-1 grad_w L_val)_i w_i. The method
+takes w* = w_T, the weights T steps of momentum SGD reach (``bench.training``), and approximates
+the inverse-Hessian-vector product x = H^-1 u (u = grad_w L_val(w_T)) with ``terms`` = i
+Hessian-vector products:
+
+- ``inverse="neumann"`` (the paper's choice): x = eta sum_{j=0}^{i} (I - eta H)^j u, which converges
+  to H^-1 u when 0 < eta lambda < 2 for every eigenvalue lambda of H; ``eta`` (``neumann_step``)
+  defaults to alpha (1 - gamma), the step one momentum-SGD update gives the gradient.
+- ``inverse="cg"``: i iterations of conjugate gradients on H x = u (exact after P iterations when H
+  is positive definite).
+
+H is the Hessian on the training batch of the last step (a fixed operator for both), plus the
+penalty's diagonal. Only the L2 penalties can be tuned this way: the learning rate and momentum
+change the path to the optimum, not the optimum, so a space that leaves them free is refused.
+Cost in training steps: T forward steps and ``HVP_STEPS`` per Hessian-vector product, as the
+other members of the family count them; memory O(P), whatever T.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from bench.errors import BenchError
+from bench.protocols import TrainingProblem
+from bench.space import SearchSpace
+from bench.training import penalty
+from methods.drmad import Hypergradient, HypergradientDescent, Hyperparameters, gradient_and_hvp, train
+
+INVERSES = ("neumann", "cg")
+
+
+def hessian_operator(problem: TrainingProblem, w: torch.Tensor, lam: torch.Tensor, batch: Any, hvp: str) -> Any:
+    """``d -> H d``: the penalised training loss's Hessian at ``w`` on ``batch``, ``lam`` the
+    per-weight L2 coefficients (``bench.training.penalty``)."""
+
+    def product(direction: torch.Tensor) -> torch.Tensor:
+        return gradient_and_hvp(problem, w, batch, direction, hvp)[1] + lam * direction
+
+    return product
+
+
+def neumann(product: Any, vector: torch.Tensor, terms: int, step: float) -> torch.Tensor:
+    """eta sum_{j=0}^{terms} (I - eta H)^j vector, ``terms`` products with H."""
+    term = vector.clone()
+    total = vector.clone()
+    for _ in range(terms):
+        term = term - step * product(term)
+        total += term
+    return step * total
+
+
+def conjugate_gradient(product: Any, vector: torch.Tensor, terms: int) -> torch.Tensor:
+    """``terms`` iterations of conjugate gradients on H x = vector from x = 0 (stops early once the
+    residual is zero)."""
+    x = torch.zeros_like(vector)
+    residual = vector.clone()
+    direction = residual.clone()
+    rr = residual @ residual
+    for _ in range(terms):
+        if float(rr) == 0:
+            break
+        hd = product(direction)
+        step = rr / (direction @ hd)
+        x += step * direction
+        residual -= step * hd
+        rr_next = residual @ residual
+        direction = residual + (rr_next / rr) * direction
+        rr = rr_next
+    return x
+
+
+def implicit_hypergradient(
+    problem: TrainingProblem,
+    hyper: Hyperparameters,
+    terms: int = 20,
+    inverse: str = "neumann",
+    neumann_step: float | None = None,
+    hvp: str = "autograd",
+) -> Hypergradient:
+    """Train T steps, then the IFT hypergradient at w_T with ``terms`` Hessian-vector products. The
+    gradient has entries for every hyperparameter (``Hyperparameters.as_tensor``); those of the
+    learning rate and momentum are 0 (the IFT does not see them)."""
+    w_final, _, _ = train(problem, hyper)
+    alpha, gamma, l2 = hyper.values()
+    n_groups = len(hyper.log_l2)
+    if not bool(torch.isfinite(w_final).all()):
+        nan = torch.full((2 + n_groups,), float("nan"), dtype=w_final.dtype, device=w_final.device)
+        return Hypergradient(float("nan"), nan, w_final, problem.steps, 0)
+    lam = penalty(problem, l2)
+    with torch.enable_grad():
+        leaf = w_final.detach().requires_grad_(True)
+        loss = problem.validation_loss(leaf)
+        (u,) = torch.autograd.grad(loss, leaf)
+    product = hessian_operator(problem, w_final, lam, problem.batch(problem.steps - 1), hvp)
+    if inverse == "cg":
+        x = conjugate_gradient(product, u, terms)
+    else:
+        x = neumann(product, u, terms, alpha * (1 - gamma) if neumann_step is None else neumann_step)
+    groups = problem.l2_groups
+    per_group = w_final.new_zeros(n_groups).index_add_(0, groups.clamp(min=0), -(x * w_final) * (groups >= 0))
+    gradient = torch.cat([w_final.new_zeros(2), l2 * per_group])  # d / d log l2 = l2 d / d l2
+    return Hypergradient(float(loss.detach()), gradient, w_final, problem.steps, terms)
+
+
+class ImplicitHypergradient(HypergradientDescent):
+    """Hyper-iterations on implicit-function-theorem hypergradients of the L2 penalties."""
+
+    TUNES = ("l2",)
+    WHY = " (implicit differentiation sees only what defines the training optimum; the learning rate and momentum do not move it)"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int,
+        meta_optimizer: str = "adam",
+        meta_step: float = 0.1,
+        l2_granularity: str = "universal",
+        hvp: str = "autograd",
+        inverse: str = "neumann",
+        terms: int = 20,
+        neumann_step: float | None = None,
+    ) -> None:
+        if inverse not in INVERSES:
+            raise BenchError(f"method.inverse={inverse!r}: allowed: {', '.join(INVERSES)}")
+        if not (isinstance(terms, int) and terms >= 0):
+            raise BenchError(f"method.terms={terms!r}: must be a whole number, zero or more")
+        if neumann_step is not None and not neumann_step > 0:
+            raise BenchError(f"method.neumann_step={neumann_step}: must be positive, or null for alpha (1 - momentum)")
+        super().__init__(space, seed, meta_optimizer, meta_step, l2_granularity, hvp=hvp)
+        self.inverse, self.terms, self.neumann_step = inverse, terms, neumann_step
+
+    def hypergradient(self, problem: TrainingProblem, hyper: Hyperparameters) -> Hypergradient:
+        return implicit_hypergradient(problem, hyper, self.terms, self.inverse, self.neumann_step, self.hvp)
