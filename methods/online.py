@@ -50,16 +50,19 @@ class Step:
     v: torch.Tensor  # v_t
     g: torch.Tensor  # g_t, the penalised gradient the update used
     theta: torch.Tensor  # theta_t, the hyperparameters it used
+    lam: torch.Tensor  # their per-weight L2 coefficients (``bench.training.penalty``)
     w_next: torch.Tensor  # w_{t+1}
     v_next: torch.Tensor  # v_{t+1}
 
 
 def update(problem: TrainingProblem, theta: torch.Tensor, w: torch.Tensor, v: torch.Tensor, g_data: torch.Tensor) -> Step:
-    """One momentum-SGD step from (w_t, v_t) with step t's unpenalised gradient ``g_data``."""
+    """One momentum-SGD step from (w_t, v_t) with step t's unpenalised gradient ``g_data``: the
+    arithmetic of ``bench.training.sgd_steps``."""
     alpha, gamma, l2 = Hyperparameters.from_tensor(theta).values()
-    g = g_data + penalty(problem, l2) * w
+    lam = penalty(problem, l2)
+    g = g_data + lam * w
     v_next = gamma * v - (1 - gamma) * g
-    return Step(w, v, g, theta, w + alpha * v_next, v_next)
+    return Step(w, v, g, theta, lam, w + alpha * v_next, v_next)
 
 
 def one_step_hypergradient(
@@ -97,7 +100,7 @@ class OnlineHypergradient(HypergradientDescent):
         meta_optimizer: str = "adam",
         meta_step: float = 0.001,
         l2_granularity: str = "universal",
-        validation_every: int = 1,
+        validation_every: int = 10,
     ) -> None:
         if not (isinstance(validation_every, int) and validation_every >= 1):
             raise BenchError(f"method.validation_every={validation_every!r}: must be a whole number, 1 or more")
@@ -117,8 +120,7 @@ class OnlineHypergradient(HypergradientDescent):
         for t in range(problem.steps):
             g_data = loss_gradient(problem, w, problem.batch(t))
             if previous is not None:
-                l2 = Hyperparameters.from_tensor(previous.theta).values()[2]
-                g_next = g_data + penalty(problem, l2) * w
+                g_next = g_data + previous.lam * w
                 check = tuned_l2 and t % self.validation_every == 0
                 if check:
                     validations += 1

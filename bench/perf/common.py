@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.utils import get_class
 from omegaconf import DictConfig, open_dict
 
 from bench.build import Experiment, build
@@ -24,12 +25,14 @@ def compose_config(overrides: list[str]) -> DictConfig:
 
 
 def hypergradient_experiment(overrides: list[str]) -> Experiment:
-    """A hypergradient method's experiment, the task's other hyperparameters fixed at their defaults
-    (the space a hypergradient method accepts)."""
+    """A hypergradient method's experiment, the task's hyperparameters that the method cannot tune
+    (its class's ``TUNES``; by default ``HYPERGRADIENT_HYPERPARAMETERS``) fixed at their defaults:
+    the space the method accepts."""
     cfg = compose_config(overrides)
+    tunes = getattr(get_class(cfg.method._target_), "TUNES", HYPERGRADIENT_HYPERPARAMETERS)
     with open_dict(cfg):
         for name, entry in cfg.task.space.items():
-            if name not in HYPERGRADIENT_HYPERPARAMETERS and entry.get("fixed") is None:
+            if name not in tunes and entry.get("fixed") is None:
                 entry.fixed = entry.default
     return build(cfg)
 

@@ -4,9 +4,11 @@
                                    [--repeats 3] [--device cpu|cuda]
 
 The cost of a hypergradient on the bikeshare MLP (56-``hidden``-1, per-layer L2, momentum 0.9) for
-T training steps: plain training (the forward pass alone), DrMAD with K = T and K = T/10 points
-(K = T also with ``torch.func``'s forward-over-reverse Hessian-vector product instead of double
-backward), and exact reverse mode (every w_t stored). Each (method, T) runs in a fresh process
+T training steps, one per member of the family: plain training (the forward pass alone), DrMAD with
+K = T and K = T/10 points (K = T also with ``torch.func``'s forward-over-reverse Hessian-vector
+product instead of double backward), truncated reverse mode over the last K = T/10 steps, implicit
+differentiation with i = 20 Neumann terms, one online-adapted training run (a validation gradient
+per step), and exact reverse mode (every w_t stored). Each (method, T) runs in a fresh process
 (``python -m bench.perf hypergrad-one``), so one measurement's memory cannot leak into the next;
 seconds are the median of ``repeats`` runs. Peak memory (``peak_bytes``): on a GPU,
 ``torch.cuda.max_memory_allocated`` during the runs (bytes held by tensors, the data on the device
@@ -41,7 +43,7 @@ import torch
 from bench.perf.common import at_least, fail, hypergradient_experiment, progress, whole_numbers, write_records
 from bench.provenance import provenance
 
-HELP = "time and peak memory of DrMAD and exact hypergradients against T"
+HELP = "time and peak memory of every hypergradient method against T"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,8 +71,22 @@ HYPERGRADIENTS = {  # label -> method config and overrides
     "drmad K=T": ("drmad", []),
     "drmad K=T (func)": ("drmad", ["method.hvp=func"]),  # torch.func's forward-over-reverse HVP, not double backward
     "drmad K=T/10": ("drmad", ["method.reverse_fraction=0.1"]),
+    "truncated K=T/10": ("truncated_hypergrad", ["method.reverse_fraction=0.1"]),
+    "implicit i=20": ("implicit_hypergrad", ["method.terms=20"]),
+    "online": ("online_hypergrad", []),
     "exact": ("exact_hypergrad", []),
 }
+
+
+def reverse_steps(label: str, steps: int) -> int:
+    """K: the Hessian-vector products a hypergradient takes (0: none; online takes validation gradients)."""
+    if label in ("training", "online"):
+        return 0
+    if label.endswith("K=T/10"):
+        return max(1, round(0.1 * steps))
+    if label.startswith("implicit i="):
+        return int(label.split("=")[1])
+    return steps
 
 
 def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device: str, seed: int = 0) -> dict:
@@ -81,6 +97,7 @@ def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device
     config = {**task.space.default, "iterations": steps, "hidden_nodes": hidden, "momentum": 0.9, "l2": 1e-4}
     problem = task.training_problem(config, seed, "per_layer")
     hyper = method.initial(config, problem)
+    method.start_meta_loop(hyper.as_tensor())  # what the tuned hyperparameters are (online adapts them)
 
     def once() -> None:
         if label == "training":
@@ -107,7 +124,7 @@ def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device
     return {
         "method": label,
         "T": steps,
-        "K": {"training": 0, "drmad K=T/10": max(1, round(0.1 * steps))}.get(label, steps),
+        "K": reverse_steps(label, steps),
         "seconds": statistics.median(seconds),
         "peak_bytes": int(peak),
         "peak_above_start_bytes": int(peak - start_bytes),

@@ -15,7 +15,7 @@ from bench.errors import BenchError
 from bench.protocols import Evaluation, TrainingProblem
 from bench.runner import RunSettings, run
 from bench.training import loss_gradient, penalty, sgd_steps
-from methods.drmad import Hyperparameters, exact_hypergradient, truncated_hypergradient
+from methods.drmad import Hyperparameters, MetaOptimiser, exact_hypergradient, truncated_hypergradient
 from methods.implicit import conjugate_gradient, hessian_operator, implicit_hypergradient, neumann
 from methods.online import one_step_hypergradient, update, validation_gradient
 from tests.helpers import TINY_FIXED, bench_config
@@ -195,7 +195,8 @@ def test_online_trials_chain_and_record_where_the_hyperparameters_ended():
         assert after.config["momentum"] == pytest.approx(metrics["final_momentum"], rel=1e-6)
         assert after.evaluation.metrics["theta"] == pytest.approx(metrics["theta_next"], rel=1e-6)
     assert trials[1].config["learning_rate"] != trials[0].config["learning_rate"]
-    steps = 20 + 19  # T training steps and a validation gradient at every step but the first
+    every = experiment.method.validation_every
+    steps = 20 + sum(t % every == 0 for t in range(1, 20))  # T training steps and the validation gradients
     assert all(t.evaluation.cost_steps == steps for t in trials)
     assert result.final[0].cost_steps == steps  # the retraining adapts as the trial did
 
@@ -220,3 +221,20 @@ def test_every_member_records_the_meta_loops_metrics_and_moves_only_what_it_tune
         assert math.isfinite(metrics["hypergradient_norm"]) and metrics["hypergradient_norm"] > 0
     moved = [int(a != b) for a, b in zip(first.evaluation.metrics["theta"], last.evaluation.metrics["theta"], strict=True)]
     assert moved == tuned
+
+
+# ------------------------------------------------------------------------------ the shared meta-loop
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["adam", "sign"])
+def test_the_meta_optimiser_is_torchs_adam_and_sign_sgd_bit_for_bit(kind, dtype):
+    generator = torch.Generator().manual_seed(1)
+    ours = torch.randn(4, generator=generator, dtype=dtype)
+    theirs = ours.clone().requires_grad_(True)
+    optimiser = MetaOptimiser(ours, kind, 0.05)
+    reference = torch.optim.Adam([theirs], lr=0.05) if kind == "adam" else torch.optim.SGD([theirs], lr=0.05)
+    for _ in range(200):
+        gradient = torch.randn(4, generator=generator, dtype=dtype) * 10 ** float(torch.randint(-6, 3, (1,), generator=generator))
+        optimiser.step(gradient.sign() if kind == "sign" else gradient)
+        theirs.grad = gradient.sign() if kind == "sign" else gradient.clone()
+        reference.step()
+        assert torch.equal(ours, theirs.detach())
