@@ -1,4 +1,6 @@
-"""Hypergradients through the training loop: DrMAD and the exact reverse-mode reference.
+"""Hypergradients through the training loop: DrMAD, truncated reverse mode, the exact reverse-mode
+reference, and the meta-loop every member of the family shares (``methods/implicit.py``,
+``methods/online.py`` and ``methods/forward.py`` hold the others).
 
 Training is momentum SGD (``bench.protocols.TrainingProblem``; Maclaurin et al. 2015, Alg. 1)::
 
@@ -21,6 +23,8 @@ exp(log_l2). The hypergradient of the validation loss f(w_T) runs the MAD recurs
   same numbers.) Beyond ``trajectory_memory_mb`` it keeps checkpoints every sqrt(T) steps and
   recomputes each segment when the reverse pass needs it (memory O(sqrt(T) x P), one more forward
   pass), with the same numbers bit for bit.
+- ``truncated_hypergradient`` (Shaban et al. 2019) runs the same recursion over the last K steps
+  only, keeping w_{T-K} .. w_T (memory O(K x P)); with K = T it is the exact pass, bit for bit.
 - ``drmad_hypergradient`` keeps only w_0 and w_T (Fu et al. 2016) and runs the same recursion at
   K points of the line w(beta) = (1 - beta) w_0 + beta w_T, beta_j = j / K, reverse step j reading
   batch t_j = j T / K; the velocity is rebuilt from neighbouring points, v = (w_T - w_0) / (T alpha)
@@ -44,8 +48,8 @@ whole passes of both; results/reference/perf_hypergrad_cpu.md).
 Costs are counted in training steps: a forward step is 1, a Hessian-vector product 2.
 
 ``HypergradientDescent`` is the meta-loop: each hyper-iteration trains with the current
-hyperparameters, computes the hypergradient and takes a meta-step (Adam, or sign-SGD as the DrMAD
-authors did); each hyper-iteration is one trial. It starts from the space's default configuration
+hyperparameters, computes the hypergradient and takes a meta-step (``MetaOptimiser``: Adam, or
+sign-SGD as the DrMAD authors did); each hyper-iteration is one trial. It starts from the space's default configuration
 and tunes the continuous hyperparameters the space leaves free; the others must be fixed in the
 task's space (``task.space.<name>.fixed``), for every method alike.
 """

@@ -117,7 +117,10 @@ class ImplicitHypergradient(HypergradientDescent):
     """Hyper-iterations on implicit-function-theorem hypergradients of the L2 penalties."""
 
     TUNES = ("l2",)
-    WHY = " (implicit differentiation sees only what defines the training optimum; the learning rate and momentum do not move it)"
+    WHY = (
+        " (implicit differentiation sees only what defines the training optimum; "
+        "the learning rate and momentum do not move it)"
+    )
 
     def __init__(
         self,

@@ -55,7 +55,9 @@ class Step:
     v_next: torch.Tensor  # v_{t+1}
 
 
-def update(problem: TrainingProblem, theta: torch.Tensor, w: torch.Tensor, v: torch.Tensor, g_data: torch.Tensor) -> Step:
+def update(
+    problem: TrainingProblem, theta: torch.Tensor, w: torch.Tensor, v: torch.Tensor, g_data: torch.Tensor
+) -> Step:
     """One momentum-SGD step from (w_t, v_t) with step t's unpenalised gradient ``g_data``: the
     arithmetic of ``bench.training.sgd_steps``."""
     alpha, gamma, l2 = Hyperparameters.from_tensor(theta).values()
@@ -124,7 +126,9 @@ class OnlineHypergradient(HypergradientDescent):
                 check = tuned_l2 and t % self.validation_every == 0
                 if check:
                     validations += 1
-                h = one_step_hypergradient(problem, previous, g_next, validation_gradient(problem, w) if check else None)
+                h = one_step_hypergradient(
+                    problem, previous, g_next, validation_gradient(problem, w) if check else None
+                )
                 if bool(torch.isfinite(h).all()):
                     total += h
                     self.step(optimizer, theta, h)

@@ -100,8 +100,16 @@ def _lowers(name: str, published: float, start: pd.Series, after: pd.Series, ite
     }
 
 
-HYPERGRADIENT_METHODS = ("drmad", "exact_hypergrad", "truncated_hypergrad", "implicit_hypergrad", "online_hypergrad")
-"""The methods that tune through the training loop (methods/drmad.py, implicit.py, online.py): not black-box."""
+HYPERGRADIENT_METHODS = (
+    "drmad",
+    "exact_hypergrad",
+    "truncated_hypergrad",
+    "implicit_hypergrad",
+    "online_hypergrad",
+    "forward_hypergrad",
+)
+"""The methods that tune through the training loop (methods/drmad.py, implicit.py, online.py,
+forward.py): not black-box."""
 
 
 def bo_vs_hypergrad(runs: pd.DataFrame, trials: pd.DataFrame) -> PaperTable:

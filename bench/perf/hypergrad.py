@@ -8,9 +8,9 @@ T training steps, one per member of the family: plain training (the forward pass
 K = T and K = T/10 points (K = T also with ``torch.func``'s forward-over-reverse Hessian-vector
 product instead of double backward), truncated reverse mode over the last K = T/10 steps, implicit
 differentiation with i = 20 Neumann terms, one online-adapted training run (a validation gradient
-per step), and exact reverse mode (every w_t stored). Each (method, T) runs in a fresh process
-(``python -m bench.perf hypergrad-one``), so one measurement's memory cannot leak into the next;
-seconds are the median of ``repeats`` runs. Peak memory (``peak_bytes``): on a GPU,
+every 10 steps), forward mode (four tangents) and exact reverse mode (every w_t stored). Each
+(method, T) runs in a fresh process (``python -m bench.perf hypergrad-one``), so one
+measurement's memory cannot leak into the next; seconds are the median of ``repeats`` runs. Peak memory (``peak_bytes``): on a GPU,
 ``torch.cuda.max_memory_allocated`` during the runs (bytes held by tensors, the data on the device
 included); on a CPU, the process's resident-set high-water mark during the runs (Linux ``VmHWM``,
 reset through ``/proc/self/clear_refs`` just before them), so interpreter, libraries and data are
@@ -74,6 +74,7 @@ HYPERGRADIENTS = {  # label -> method config and overrides
     "truncated K=T/10": ("truncated_hypergrad", ["method.reverse_fraction=0.1"]),
     "implicit i=20": ("implicit_hypergrad", ["method.terms=20"]),
     "online": ("online_hypergrad", []),
+    "forward": ("forward_hypergrad", []),
     "exact": ("exact_hypergrad", []),
 }
 
@@ -86,6 +87,8 @@ def reverse_steps(label: str, steps: int) -> int:
         return max(1, round(0.1 * steps))
     if label.startswith("implicit i="):
         return int(label.split("=")[1])
+    if label == "forward":  # one per tangent: learning rate, momentum and the two layers' L2
+        return 4 * steps
     return steps
 
 

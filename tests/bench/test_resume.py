@@ -1,6 +1,7 @@
 """Resume: a run killed with SIGKILL mid-way and resumed has the trial table of an uninterrupted
-run with the same seed (random search, gp_ei, and every member of the hypergradient family); a torn last line is dropped; a resume with
-another configuration is refused in one line and changes nothing; completed runs are kept."""
+run with the same seed (random search, gp_ei, and every member of the hypergradient family); a
+torn last line is dropped; a resume with another configuration is refused in one line and changes
+nothing; completed runs are kept."""
 
 import json
 import os
@@ -30,6 +31,7 @@ RUNS = {
     # every other member of the hypergradient family (methods/drmad.py, implicit.py, online.py)
     "exact_hypergrad": ["method=exact_hypergrad", "+task.space.hidden_nodes.fixed=4", "budget.evaluations=6"],
     "truncated_hypergrad": ["method=truncated_hypergrad", "+task.space.hidden_nodes.fixed=4", "budget.evaluations=6"],
+    "forward_hypergrad": ["method=forward_hypergrad", "+task.space.hidden_nodes.fixed=4", "budget.evaluations=6"],
     "online_hypergrad": ["method=online_hypergrad", "+task.space.hidden_nodes.fixed=4", "budget.evaluations=6"],
     "implicit_hypergrad": [
         "method=implicit_hypergrad",

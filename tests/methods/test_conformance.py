@@ -52,7 +52,14 @@ SETTINGS = {  # cheap settings of every task; "[fixed]": discrete hyperparameter
     "mnist_mlp[l2]": ["task=mnist_mlp", *MNIST, "+task.space.iterations.fixed=10", *L2_ONLY_SPACE],
 }
 OPTIONS = {"default": ["method.repeats=5"]}  # the default configuration, evaluated for the whole budget
-HYPERGRADIENT = ("drmad", "drmad_k10", "exact_hypergrad", "truncated_hypergrad", "online_hypergrad")
+HYPERGRADIENT = (
+    "drmad",
+    "drmad_k10",
+    "exact_hypergrad",
+    "truncated_hypergrad",
+    "online_hypergrad",
+    "forward_hypergrad",
+)
 L2_ONLY = ("implicit_hypergrad",)  # tunes only the L2 penalties
 
 

@@ -16,6 +16,7 @@ from bench.protocols import Evaluation, TrainingProblem
 from bench.runner import RunSettings, run
 from bench.training import loss_gradient, penalty, sgd_steps
 from methods.drmad import Hyperparameters, MetaOptimiser, exact_hypergradient, truncated_hypergradient
+from methods.forward import forward_hypergradient
 from methods.implicit import conjugate_gradient, hessian_operator, implicit_hypergradient, neumann
 from methods.online import one_step_hypergradient, update, validation_gradient
 from tests.helpers import TINY_FIXED, bench_config
@@ -38,12 +39,14 @@ def test_truncated_with_k_equal_to_t_is_the_exact_pass_bit_for_bit(kind):
     assert truncated.cost_steps == exact.cost_steps
 
 
-def train_switching(problem: TrainingProblem, early: Hyperparameters, late: Hyperparameters, switch: int) -> torch.Tensor:
+def train_switching(
+    problem: TrainingProblem, early: Hyperparameters, late: Hyperparameters, switch: int
+) -> torch.Tensor:
     """w_T with ``early`` for steps 0 .. switch-1 and ``late`` from then on."""
     w, v = problem.w0.clone(), torch.zeros_like(problem.w0)
     for start, stop, h in ((0, switch, early), (switch, problem.steps, late)):
         alpha, gamma, l2 = h.values()
-        for w, v in sgd_steps(problem, alpha, gamma, penalty(problem, l2), w, v, start, stop):  # noqa: B007
+        for w, v in sgd_steps(problem, alpha, gamma, penalty(problem, l2), w, v, start, stop):  # noqa: B007, B020
             pass
     return w
 
@@ -70,6 +73,22 @@ def test_truncated_is_the_derivative_through_the_last_k_steps_only(points):
     assert got.cost_steps == problem.steps + 2 * points
     exact = exact_hypergradient(problem, h).gradient
     assert not torch.allclose(got.gradient, exact, rtol=1e-3)  # the truncation is a real approximation
+
+
+# ------------------------------------------------------------------------------ forward
+@pytest.mark.parametrize("kind", ["tanh", "bikeshare"])
+def test_forward_mode_equals_the_exact_reverse_pass(kind):
+    problem = tanh_problem(steps=7) if kind == "tanh" else bikeshare_problem(iterations=30)[2]
+    h = hyper(0.3, 0.6, [1e-2, 3e-3]) if kind == "tanh" else hyper(0.5, 0.8, [1e-3, 2e-3])
+    exact = exact_hypergradient(problem, h)
+    forward = forward_hypergradient(problem, h)
+    torch.testing.assert_close(forward.gradient, exact.gradient, rtol=1e-9, atol=1e-14)
+    assert torch.equal(forward.w_final, exact.w_final) and forward.validation_loss == exact.validation_loss
+    assert forward.cost_steps == problem.steps * (1 + 2 * 4)  # a Hessian-vector product per entry per step
+    only = forward_hypergradient(problem, h, tuned=torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=F64))
+    assert only.gradient[1] == 0 and only.gradient[3] == 0
+    torch.testing.assert_close(only.gradient[[0, 2]], exact.gradient[[0, 2]], rtol=1e-9, atol=1e-14)
+    assert only.cost_steps == problem.steps * (1 + 2 * 2)
 
 
 # ------------------------------------------------------------------------------ implicit
@@ -187,7 +206,9 @@ def test_each_online_update_is_the_finite_difference_of_its_one_step_loss():
 
 def test_online_trials_chain_and_record_where_the_hyperparameters_ended():
     experiment = build(bench_config("task=bikeshare", "method=online_hypergrad", "seed=0", *TINY_FIXED))
-    result = run(experiment.task, experiment.method, Budget(evaluations=4), 0, settings=RunSettings(incumbent_repeats=1))
+    result = run(
+        experiment.task, experiment.method, Budget(evaluations=4), 0, settings=RunSettings(incumbent_repeats=1)
+    )
     trials = result.trials
     for before, after in zip(trials, trials[1:], strict=False):
         metrics = before.evaluation.metrics
@@ -205,6 +226,7 @@ def test_online_trials_chain_and_record_where_the_hyperparameters_ended():
     "method, extra, tuned",
     [
         ("truncated_hypergrad", [], [1, 1, 1]),
+        ("forward_hypergrad", ["+task.space.learning_rate.fixed=0.1"], [0, 1, 1]),
         ("online_hypergrad", [], [1, 1, 1]),
         ("implicit_hypergrad", L2_ONLY, [0, 0, 1]),
         ("online_hypergrad", ["+task.space.momentum.fixed=0.5"], [1, 0, 1]),
@@ -213,13 +235,17 @@ def test_online_trials_chain_and_record_where_the_hyperparameters_ended():
 def test_every_member_records_the_meta_loops_metrics_and_moves_only_what_it_tunes(method, extra, tuned):
     start = "task.space.l2.default=1e-3"  # inside the range: a step on log l2 is not clamped away
     experiment = build(bench_config("task=bikeshare", f"method={method}", "seed=0", *TINY_FIXED, start, *extra))
-    result = run(experiment.task, experiment.method, Budget(evaluations=3), 0, settings=RunSettings(incumbent_repeats=0))
+    result = run(
+        experiment.task, experiment.method, Budget(evaluations=3), 0, settings=RunSettings(incumbent_repeats=0)
+    )
     first, last = result.trials[0], result.trials[-1]
     for trial in result.trials:
         metrics = trial.evaluation.metrics
         assert {"hyper_iteration", "meta_step", "hypergradient_norm", "theta", "hypergradient"} <= set(metrics)
         assert math.isfinite(metrics["hypergradient_norm"]) and metrics["hypergradient_norm"] > 0
-    moved = [int(a != b) for a, b in zip(first.evaluation.metrics["theta"], last.evaluation.metrics["theta"], strict=True)]
+    moved = [
+        int(a != b) for a, b in zip(first.evaluation.metrics["theta"], last.evaluation.metrics["theta"], strict=True)
+    ]
     assert moved == tuned
 
 
@@ -233,7 +259,9 @@ def test_the_meta_optimiser_is_torchs_adam_and_sign_sgd_bit_for_bit(kind, dtype)
     optimiser = MetaOptimiser(ours, kind, 0.05)
     reference = torch.optim.Adam([theirs], lr=0.05) if kind == "adam" else torch.optim.SGD([theirs], lr=0.05)
     for _ in range(200):
-        gradient = torch.randn(4, generator=generator, dtype=dtype) * 10 ** float(torch.randint(-6, 3, (1,), generator=generator))
+        gradient = torch.randn(4, generator=generator, dtype=dtype) * 10 ** float(
+            torch.randint(-6, 3, (1,), generator=generator)
+        )
         optimiser.step(gradient.sign() if kind == "sign" else gradient)
         theirs.grad = gradient.sign() if kind == "sign" else gradient.clone()
         reference.step()

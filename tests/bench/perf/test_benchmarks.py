@@ -31,13 +31,13 @@ def test_methods_benchmark_records_one_median_per_method_and_size(tmp_path):
 
 def test_hypergrad_benchmark_reports_every_method_and_length_against_training(tmp_path):
     _, records = perf(tmp_path, "hypergrad", "--steps", "20", "--hidden", "2", "--repeats", "1")
-    assert {(r["method"], r["T"]) for r in records} == {
-        (m, t) for m in ("training", "drmad K=T", "drmad K=T (func)", "drmad K=T/10", "exact") for t in (20,)
-    }
+    members = ("training", "drmad K=T", "drmad K=T (func)", "drmad K=T/10", "truncated K=T/10", "implicit i=20")
+    assert {(r["method"], r["T"]) for r in records} == {(m, 20) for m in (*members, "online", "forward", "exact")}
+    hvps = {"training": 0, "online": 0, "drmad K=T/10": 2, "truncated K=T/10": 2, "implicit i=20": 20, "forward": 80}
     for r in records:
         training = next(x for x in records if x["method"] == "training" and x["T"] == r["T"])
         assert r["seconds_over_training"] == r["seconds"] / training["seconds"]
-        assert r["K"] == {"training": 0, "drmad K=T/10": max(1, round(r["T"] / 10))}.get(r["method"], r["T"])
+        assert r["K"] == hvps.get(r["method"], r["T"])
         if r["K"]:  # seconds added per reverse step, over seconds per training step
             per_step = training["seconds"] / r["T"]
             assert r["reverse_step_over_training_step"] == pytest.approx(
@@ -49,9 +49,12 @@ def test_hypergrad_benchmark_reports_every_method_and_length_against_training(tm
 def test_agreement_is_perfect_where_the_trajectory_is_a_line(tmp_path):
     overrides = "+task.space.hidden_nodes.fixed=3 task.space.learning_rate.default=0.5"
     _, records = perf(tmp_path, "agreement", "--tasks", "bikeshare", "--steps", "1", "--overrides", overrides)
-    assert [r["method"] for r in records] == ["drmad K=T", "drmad K=T/10"]
+    methods = ["drmad K=T", "drmad K=T/10", "truncated K=T/10", "implicit i=10", "implicit i=50", "forward"]
+    assert [r["method"] for r in records] == methods
     assert all(r["config"]["hidden_nodes"] == 3 and r["config"]["learning_rate"] == 0.5 for r in records)
-    assert all(abs(r["cosine"] - 1) < 1e-12 and abs(r["norm_ratio"] - 1) < 1e-12 for r in records)
+    exact = [r for r in records if not r["method"].startswith("implicit")]  # K = T = 1: every reverse pass is exact
+    assert all(abs(r["cosine"] - 1) < 1e-12 and abs(r["norm_ratio"] - 1) < 1e-12 for r in exact)
+    assert {r["entries"] for r in records} == {"all", "l2"}
 
 
 TINY_RNN = (
@@ -63,8 +66,8 @@ TINY_RNN = (
 def test_agreement_sets_t_on_a_task_that_counts_epochs(tmp_path):
     """text_rnn counts its training in epochs: --steps 1 still means T = 1, where DrMAD is exact."""
     _, records = perf(tmp_path, "agreement", "--tasks", "text_rnn", "--steps", "1", "--overrides", TINY_RNN)
-    assert [(r["task"], r["T"], r["dataset"]) for r in records] == [("text_rnn", 1, "rotten_tomatoes")] * 2
-    assert all(abs(r["cosine"] - 1) < 1e-12 for r in records)
+    assert [(r["task"], r["T"], r["dataset"]) for r in records] == [("text_rnn", 1, "rotten_tomatoes")] * 6
+    assert all(abs(r["cosine"] - 1) < 1e-12 for r in records if not r["method"].startswith("implicit"))
 
 
 def test_text_benchmark_times_cold_disk_and_warm_trials_and_drmad_against_training(tmp_path):
