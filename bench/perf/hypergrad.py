@@ -10,8 +10,8 @@ product instead of double backward), truncated reverse mode over the last K = T/
 differentiation with i = 20 Neumann terms, one online-adapted training run (a validation gradient
 every 10 steps), forward mode (four tangents) and exact reverse mode (every w_t stored). Each
 (method, T) runs in a fresh process (``python -m bench.perf hypergrad-one``), so one
-measurement's memory cannot leak into the next; seconds are the median of ``repeats`` runs. Peak memory (``peak_bytes``): on a GPU,
-``torch.cuda.max_memory_allocated`` during the runs (bytes held by tensors, the data on the device
+measurement's memory cannot leak into the next; seconds are the median of ``repeats`` runs. Peak
+memory (``peak_bytes``): on a GPU, ``torch.cuda.max_memory_allocated`` during the runs (bytes held by tensors, the data on the device
 included); on a CPU, the process's resident-set high-water mark during the runs (Linux ``VmHWM``,
 reset through ``/proc/self/clear_refs`` just before them), so interpreter, libraries and data are
 included. ``peak_above_start_bytes`` subtracts what was held just before the runs: the memory the
