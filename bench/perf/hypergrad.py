@@ -3,24 +3,24 @@
     python -m bench.perf hypergrad [--json FILE] [--steps 100,1000,10000] [--hidden 32]
                                    [--repeats 3] [--device cpu|cuda]
 
-The cost of a hypergradient on the bikeshare MLP (56-``hidden``-1, per-layer L2, momentum 0.9) for
-T training steps, one per member of the family: plain training (the forward pass alone), DrMAD with
-K = T and K = T/10 points (K = T also with ``torch.func``'s forward-over-reverse Hessian-vector
+The cost of a hypergradient on the bikeshare MLP (56-``hidden``-1, per-layer L2, momentum 0.9) for T
+training steps, one per member of the family: plain training (the forward pass alone), DrMAD with K
+= T and K = T/10 points (K = T also with ``torch.func``'s forward-over-reverse Hessian-vector
 product instead of double backward), truncated reverse mode over the last K = T/10 steps, implicit
 differentiation with i = 20 Neumann terms, one online-adapted training run (a validation gradient
 every 10 steps), forward mode (four tangents) and exact reverse mode (every w_t stored). Each
-(method, T) runs in a fresh process (``python -m bench.perf hypergrad-one``), so one
-measurement's memory cannot leak into the next; seconds are the median of ``repeats`` runs. Peak
-memory (``peak_bytes``): on a GPU, ``torch.cuda.max_memory_allocated`` during the runs (bytes held by tensors, the data on the device
-included); on a CPU, the process's resident-set high-water mark during the runs (Linux ``VmHWM``,
-reset through ``/proc/self/clear_refs`` just before them), so interpreter, libraries and data are
-included. ``peak_above_start_bytes`` subtracts what was held just before the runs: the memory the
-computation itself added (on a CPU it moves in pages and allocator arenas, so values below about
-1 MB are noise). The reverse-step column checks the unit of the step budget: the seconds a
-hypergradient adds to plain training per reverse step (a gradient and a Hessian-vector product,
-K of them) over the seconds of one training step. The budget counts a reverse step as
-``HVP_STEPS`` = 2 training steps (methods/drmad.py). The JSON holds one record per (method, T) with
-``method``, ``T``, ``K``, ``seconds``, ``peak_bytes``, ``peak_above_start_bytes``,
+(method, T) runs in a fresh process (``python -m bench.perf hypergrad-one``), so one measurement's
+memory cannot leak into the next; seconds are the median of ``repeats`` runs. Peak memory
+(``peak_bytes``): on a GPU, ``torch.cuda.max_memory_allocated`` during the runs (bytes held by
+tensors, the data on the device included); on a CPU, the process's resident-set high-water mark
+during the runs (Linux ``VmHWM``, reset through ``/proc/self/clear_refs`` just before them), so
+interpreter, libraries and data are included. ``peak_above_start_bytes`` subtracts what was held
+just before the runs: the memory the computation itself added (on a CPU it moves in pages and
+allocator arenas, so values below about 1 MB are noise). The reverse-step column checks the unit of
+the step budget: the seconds a hypergradient adds to plain training per reverse step (a gradient and
+a Hessian-vector product, K of them) over the seconds of one training step. The budget counts a
+reverse step as ``HVP_STEPS`` = 2 training steps (methods/drmad.py). The JSON holds one record per
+(method, T) with ``method``, ``T``, ``K``, ``seconds``, ``peak_bytes``, ``peak_above_start_bytes``,
 ``seconds_over_training`` and ``reverse_step_over_training_step``.
 """
 
