@@ -13,7 +13,8 @@ from tests.helpers import TINY, run_bench, run_module
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """A real sweep: 2 methods x 2 seeds, through Hydra's multirun."""
+    """A real sweep: 2 methods x 2 seeds, through Hydra's multirun, naming a paper table it cannot fill
+    (a part of a preset's sweep, as a held-out sweep of one method is)."""
     root = tmp_path_factory.mktemp("sweep")
     done = run_bench(
         "-m",
@@ -23,6 +24,7 @@ def sweep(tmp_path_factory):
         "budget.evaluations=3",
         "budget.train_steps=1000",
         "incumbent_repeats=2",
+        "paper=bo_vs_hypergrad",
         f"hydra.sweep.dir={root / 'sweep'}",
         cwd=root,
     )
@@ -112,6 +114,8 @@ def test_the_sweep_prints_its_verdict_and_table_and_saves_them(sweep):
     assert saved in done.stdout
     # the legend names the task's own pass criterion, declared by the task
     assert "rubric (bikeshare: Udacity rubric: train MSE < 0.09 and validation MSE < 0.18)" in saved
+    # the paper table this sweep cannot fill is one line, after the table it does not prevent
+    assert "\nNo paper table for this sweep: --paper bo_vs_hypergrad: needs drmad and exact_hypergrad" in saved
 
 
 @pytest.mark.parametrize("fmt", ["markdown", "latex"])
