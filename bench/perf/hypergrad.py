@@ -6,13 +6,13 @@
 The cost of a hypergradient on the bikeshare MLP (56-``hidden``-1, per-layer L2, momentum 0.9) for T
 training steps, one per member of the family: plain training (the forward pass alone), DrMAD with K
 = T and K = T/10 points (K = T also with ``torch.func``'s forward-over-reverse Hessian-vector
-product instead of double backward), truncated reverse mode over the last K = T/10 steps, implicit
-differentiation with i = 20 Neumann terms, one online-adapted training run (a validation gradient
-every 10 steps), forward mode (four tangents) and exact reverse mode (every w_t stored). Each
-(method, T) runs in a fresh process (``python -m bench.perf hypergrad-one``), so one measurement's
-memory cannot leak into the next; seconds are the median of ``repeats`` runs. Peak memory
-(``peak_bytes``): on a GPU, ``torch.cuda.max_memory_allocated`` during the runs (bytes held by
-tensors, the data on the device included); on a CPU, the process's resident-set high-water mark
+product instead of double backward), truncated reverse mode over the last K = T/10 and K = 100
+steps, implicit differentiation with i = 20 Neumann terms, one online-adapted training run (a
+validation gradient every 10 steps), forward mode (four tangents) and exact reverse mode (every w_t
+stored). Each (method, T) runs in a fresh process (``python -m bench.perf hypergrad-one``), so one
+measurement's memory cannot leak into the next; seconds are the median of ``repeats`` runs. Peak
+memory (``peak_bytes``): on a GPU, ``torch.cuda.max_memory_allocated`` during the runs (bytes held
+by tensors, the data on the device included); on a CPU, the process's resident-set high-water mark
 during the runs (Linux ``VmHWM``, reset through ``/proc/self/clear_refs`` just before them), so
 interpreter, libraries and data are included. ``peak_above_start_bytes`` subtracts what was held
 just before the runs: the memory the computation itself added (on a CPU it moves in pages and
@@ -72,6 +72,7 @@ HYPERGRADIENTS = {  # label -> method config and overrides
     "drmad K=T (func)": ("drmad", ["method.hvp=func"]),  # torch.func's forward-over-reverse HVP, not double backward
     "drmad K=T/10": ("drmad", ["method.reverse_fraction=0.1"]),
     "truncated K=T/10": ("truncated_hypergrad", ["method.reverse_fraction=0.1"]),
+    "truncated K=100": ("truncated_hypergrad", ["method.reverse_fraction=null", "method.reverse_points=100"]),
     "implicit i=20": ("implicit_hypergrad", ["method.terms=20"]),
     "online": ("online_hypergrad", []),
     "forward": ("forward_hypergrad", []),
@@ -85,6 +86,8 @@ def reverse_steps(label: str, steps: int) -> int:
         return 0
     if label.endswith("K=T/10"):
         return max(1, round(0.1 * steps))
+    if label.endswith("K=100"):  # a window of fixed length: memory O(100 x P) whatever T
+        return min(100, steps)
     if label.startswith("implicit i="):
         return int(label.split("=")[1])
     if label == "forward":  # one per tangent: learning rate, momentum and the two layers' L2
