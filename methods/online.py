@@ -19,7 +19,8 @@ w_{t+1}'s dependence on theta_t alone:
 - L2 penalties, the validation loss's one-step hypergradient (Luketina et al., ICML 2016, "T1-T2"):
   d/dlog l2_g of L_val(w_{t+1}) = grad_w L_val(w_{t+1}) . dw_{t+1}/dlog l2_g, with
   dw_{t+1}/dlog l2_g = -alpha (1 - gamma) l2_g w_t on the weights of group g: one validation
-  gradient every ``validation_every`` steps (counted as a training step each).
+  gradient at steps ``validation_every``, 2 x ``validation_every``, ... (a run no longer than
+  that: at its last update), each counted as a training step.
 
 Each trial is one such run from w_0, with a fresh meta-optimiser; its configuration is where the
 hyperparameters start, the next trial starts from where this one's ended (the record's
@@ -119,11 +120,12 @@ class OnlineHypergradient(HypergradientDescent):
         w, v = problem.w0.clone(), torch.zeros_like(problem.w0)
         previous: Step | None = None
         validations = 0
+        every = self.validation_every  # steps every, 2 every, ...; a run no longer than that: its last update
         for t in range(problem.steps):
             g_data = loss_gradient(problem, w, problem.batch(t))
             if previous is not None:
                 g_next = g_data + previous.lam * w
-                check = tuned_l2 and t % self.validation_every == 0
+                check = tuned_l2 and (t % every == 0 or (problem.steps <= every and t == problem.steps - 1))
                 if check:
                     validations += 1
                 h = one_step_hypergradient(
