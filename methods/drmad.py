@@ -410,7 +410,8 @@ class HypergradientDescent:
         self.last: Hypergradient | None = None
         self.last_gradient: torch.Tensor | None = None  # what tell steps on: the last trial's hypergradient
         self.last_next: torch.Tensor | None = None  # the last trial's Hypergradient.theta_next
-        self.history: dict[tuple[Any, ...], torch.Tensor] = {}
+        self.history: dict[tuple[Any, ...], tuple[torch.Tensor, float]] = {}  # config -> (theta, meta step) it ran with
+        self.retrain_meta_step = meta_step  # the meta step of the trial a retraining repeats
 
     # ------------------------------------------------------------------ ask / evaluate / tell
     def ask(self, n: int) -> list[Config]:
@@ -486,6 +487,12 @@ class HypergradientDescent:
         self.meta_step /= 2
         self.optimizer.lr = self.meta_step
         if self.good is None:  # nothing finite yet: shrink the learning rate instead
+            if float(self.mask[0]) == 0:  # the space fixes it: every next trial would repeat this one
+                raise BenchError(
+                    f"method {type(self).__name__}: the first trial gave no finite loss and hypergradient, and the "
+                    f"learning rate is fixed at {self.space.default['learning_rate']!r}: nothing to step back to; "
+                    "fix a smaller learning rate"
+                )
             self.theta[0] -= math.log(2) * float(self.mask[0])
             self.theta.copy_(self.project(self.theta))
             return
@@ -517,8 +524,9 @@ class HypergradientDescent:
         if self.theta is None:
             self.start_meta_loop(self.initial(config, problem).as_tensor())
         if retraining:
-            return problem, self.history.get(self.key(config), self.theta), True
-        self.history[self.key(config)] = self.theta.clone()
+            theta, self.retrain_meta_step = self.history.get(self.key(config), (self.theta, self.meta_step))
+            return problem, theta, True
+        self.history[self.key(config)] = (self.theta.clone(), self.meta_step)
         return problem, self.theta, False
 
     def start_meta_loop(self, theta: torch.Tensor) -> None:
@@ -546,7 +554,9 @@ class HypergradientDescent:
         return None if points is None else min(points, steps)
 
     def retrain(self, problem: TrainingProblem, hyper: Hyperparameters) -> tuple[torch.Tensor, int]:
-        """What the incumbent's fresh-seed retraining runs, (w_T, steps it cost): plain training."""
+        """What the incumbent's fresh-seed retraining runs, (w_T, steps it cost): plain training.
+        (A member whose trial is more than training runs it with ``retrain_meta_step``, the meta
+        step of the trial it repeats.)"""
         return train(problem, hyper)[0], problem.steps
 
     @staticmethod

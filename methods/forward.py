@@ -12,8 +12,10 @@ momentum-SGD step of ``bench.training`` differentiated (lam: the per-weight L2 c
 
 and the hypergradient is grad_w L_val(w_T) . Z_T per entry: the exact hypergradient (the same as
 reverse mode's, up to rounding), with memory O(n x P) for n tuned entries, whatever T, and n
-Hessian-vector products per training step: cheap for a few hyperparameters, expensive for many
-(reverse mode is the other way round). Hyperparameters the space fixes get no tangent.
+Hessian-vector products per training step (the first also gives the step's training gradient; a
+product counts 2 training steps, so a hyper-iteration costs 2nT): cheap for a few
+hyperparameters, expensive for many (reverse mode is the other way round). Hyperparameters the
+space fixes get no tangent.
 """
 
 from __future__ import annotations
@@ -37,15 +39,22 @@ def forward_hypergradient(
     groups = problem.l2_groups
     n = 2 + len(l2)
     entries = range(n) if tuned is None else [k for k in range(n) if float(tuned[k]) != 0]
+
+    def forward_steps(steps: int) -> int:
+        """Training gradients beyond the products: none where the first product's gradient trains
+        (a product counts ``HVP_STEPS``, a gradient included), one per step otherwise."""
+        return 0 if len(entries) and hvp != "finite_difference" else steps
+
     w, v = problem.w0.clone(), torch.zeros_like(problem.w0)
     z = {k: torch.zeros_like(w) for k in entries}
     u = {k: torch.zeros_like(w) for k in entries}
+    exact_gradient = hvp != "finite_difference"  # its gradient is the mean of two at w +- eps d, not train()'s
     for t in range(problem.steps):
         batch = problem.batch(t)
         g = None
         for k in entries:
             g_data, h = gradient_and_hvp(problem, w, batch, z[k], hvp)
-            if g is None:
+            if g is None and exact_gradient:
                 g = g_data + lam * w
             dg = h + lam * z[k]
             if k >= 2:  # d/dlog l2_g of lam * w: l2_g w on the weights of group g
@@ -53,7 +62,7 @@ def forward_hypergradient(
             u[k] = gamma * u[k] - (1 - gamma) * dg
             if k == 1:
                 u[k] = u[k] + gamma * (1 - gamma) * (v + g)
-        if g is None:  # nothing tuned: plain training
+        if g is None:  # nothing tuned (plain training), or finite-difference products: the training gradient
             g = loss_gradient(problem, w, batch) + lam * w
         v = gamma * v - (1 - gamma) * g
         w = w + alpha * v
@@ -63,7 +72,7 @@ def forward_hypergradient(
                 z[k] = z[k] + alpha * v
         if not bool(torch.isfinite(w).all()):
             nan = torch.full((n,), math.nan, dtype=w.dtype, device=w.device)
-            return Hypergradient(math.nan, nan, w, t + 1, 0)
+            return Hypergradient(math.nan, nan, w, forward_steps(t + 1), (t + 1) * len(entries))
     with torch.enable_grad():
         leaf = w.detach().requires_grad_(True)
         loss = problem.validation_loss(leaf)
@@ -71,7 +80,7 @@ def forward_hypergradient(
     gradient = torch.zeros(n, dtype=w.dtype, device=w.device)
     for k in entries:
         gradient[k] = dw @ z[k]
-    return Hypergradient(float(loss.detach()), gradient, w, problem.steps, problem.steps * len(entries))
+    return Hypergradient(float(loss.detach()), gradient, w, forward_steps(problem.steps), problem.steps * len(entries))
 
 
 class ForwardHypergradient(HypergradientDescent):

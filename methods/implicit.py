@@ -14,12 +14,17 @@ Hessian-vector products:
 
 - ``inverse="neumann"`` (the paper's choice): x = eta sum_{j=0}^{i} (I - eta H)^j u, which converges
   to H^-1 u when 0 < eta lambda < 2 for every eigenvalue lambda of H; ``eta`` (``neumann_step``)
-  defaults to alpha (1 - gamma), the step one momentum-SGD update gives the gradient.
-- ``inverse="cg"``: i iterations of conjugate gradients on H x = u (exact after P iterations when H
-  is positive definite).
+  defaults to 1 / |lambda|_max, estimated by ``POWER_ITERATIONS`` power-iteration products (counted
+  in the cost), so no positive-curvature direction diverges. With i terms a direction of curvature
+  lambda is resolved to within (1 - eta lambda)^i: low-curvature directions are cut off, the
+  series' implicit regularisation (``python -m bench.perf agreement`` measures i = 10 and 50).
+- ``inverse="cg"``: at most i iterations of conjugate gradients on H x = u (exact after P iterations
+  when H is positive definite; stops where it meets non-positive curvature).
 
 H is the Hessian on the training batch of the last step (a fixed operator for both), plus the
-penalty's diagonal. Only the L2 penalties can be tuned this way: the learning rate and momentum
+penalty's diagonal. A minibatch Hessian with fewer rows than weights is singular up to the penalty,
+and near but not at a minimum it can be indefinite: the approximate inverse is what the paper
+uses, not H^-1 of the whole training loss. Only the L2 penalties can be tuned this way: the learning rate and momentum
 change the path to the optimum, not the optimum, so a space that leaves them free is refused.
 Cost in training steps: T forward steps and ``HVP_STEPS`` per Hessian-vector product, as the
 other members of the family count them; memory O(P), whatever T.
@@ -27,6 +32,7 @@ other members of the family count them; memory O(P), whatever T.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -38,6 +44,8 @@ from bench.training import penalty
 from methods.drmad import Hypergradient, HypergradientDescent, Hyperparameters, gradient_and_hvp, train
 
 INVERSES = ("neumann", "cg")
+POWER_ITERATIONS = 10
+"""Hessian-vector products that estimate |lambda|_max of H for the Neumann step's default 1 / |lambda|_max."""
 
 
 def hessian_operator(problem: TrainingProblem, w: torch.Tensor, lam: torch.Tensor, batch: Any, hvp: str) -> Any:
@@ -60,24 +68,43 @@ def neumann(product: Any, vector: torch.Tensor, terms: int, step: float) -> torc
     return step * total
 
 
-def conjugate_gradient(product: Any, vector: torch.Tensor, terms: int) -> torch.Tensor:
-    """``terms`` iterations of conjugate gradients on H x = vector from x = 0 (stops early once the
-    residual is zero)."""
+def conjugate_gradient(product: Any, vector: torch.Tensor, terms: int) -> tuple[torch.Tensor, int]:
+    """At most ``terms`` iterations of conjugate gradients on H x = vector from x = 0, and the
+    products taken: stops once the residual is zero, or where H has no positive curvature along
+    the search direction (a minibatch Hessian away from a minimum can be indefinite)."""
     x = torch.zeros_like(vector)
     residual = vector.clone()
     direction = residual.clone()
     rr = residual @ residual
+    products = 0
     for _ in range(terms):
         if float(rr) == 0:
             break
         hd = product(direction)
-        step = rr / (direction @ hd)
+        products += 1
+        curvature = direction @ hd
+        if not float(curvature) > 0:
+            break
+        step = rr / curvature
         x += step * direction
         residual -= step * hd
         rr_next = residual @ residual
         direction = residual + (rr_next / rr) * direction
         rr = rr_next
-    return x
+    return x, products
+
+
+def largest_eigenvalue(product: Any, like: torch.Tensor, iterations: int) -> float:
+    """|lambda|_max of H by ``iterations`` power-iteration products from a fixed start (ones)."""
+    vector = torch.ones_like(like) / like.numel() ** 0.5
+    value = 0.0
+    for _ in range(iterations):
+        image = product(vector)
+        value = float(image.norm())
+        if not value > 0 or not math.isfinite(value):
+            return value
+        vector = image / value
+    return value
 
 
 def implicit_hypergradient(
@@ -104,13 +131,19 @@ def implicit_hypergradient(
         (u,) = torch.autograd.grad(loss, leaf)
     product = hessian_operator(problem, w_final, lam, problem.batch(problem.steps - 1), hvp)
     if inverse == "cg":
-        x = conjugate_gradient(product, u, terms)
+        x, products = conjugate_gradient(product, u, terms)
     else:
-        x = neumann(product, u, terms, alpha * (1 - gamma) if neumann_step is None else neumann_step)
+        products = terms
+        step = neumann_step
+        if step is None:  # 1 / |lambda|_max: every positive-curvature direction's term shrinks
+            top = largest_eigenvalue(product, w_final, POWER_ITERATIONS)
+            products += POWER_ITERATIONS
+            step = 1 / top if top > 0 and math.isfinite(top) else math.nan
+        x = neumann(product, u, terms, step)
     groups = problem.l2_groups
     per_group = w_final.new_zeros(n_groups).index_add_(0, groups.clamp(min=0), -(x * w_final) * (groups >= 0))
     gradient = torch.cat([w_final.new_zeros(2), l2 * per_group])  # d / d log l2 = l2 d / d l2
-    return Hypergradient(float(loss.detach()), gradient, w_final, problem.steps, terms)
+    return Hypergradient(float(loss.detach()), gradient, w_final, problem.steps, products)
 
 
 class ImplicitHypergradient(HypergradientDescent):
@@ -139,7 +172,7 @@ class ImplicitHypergradient(HypergradientDescent):
         if not (isinstance(terms, int) and terms >= 0):
             raise BenchError(f"method.terms={terms!r}: must be a whole number, zero or more")
         if neumann_step is not None and not neumann_step > 0:
-            raise BenchError(f"method.neumann_step={neumann_step}: must be positive, or null for alpha (1 - momentum)")
+            raise BenchError(f"method.neumann_step={neumann_step}: must be positive, or null for 1 / |lambda|_max")
         super().__init__(space, seed, meta_optimizer, meta_step, l2_granularity, hvp=hvp)
         self.inverse, self.terms, self.neumann_step = inverse, terms, neumann_step
 

@@ -110,16 +110,19 @@ class OnlineHypergradient(HypergradientDescent):
         super().__init__(space, seed, meta_optimizer, meta_step, l2_granularity)
         self.validation_every = validation_every
 
-    def hypergradient(self, problem: TrainingProblem, hyper: Hyperparameters) -> Hypergradient:
-        """One adapted training run from ``hyper``: the validation loss at w_T, the sum of the
-        one-step hypergradients taken, and where the hyperparameters ended (``theta_next``)."""
+    def hypergradient(
+        self, problem: TrainingProblem, hyper: Hyperparameters, meta_step: float | None = None
+    ) -> Hypergradient:
+        """One adapted training run from ``hyper`` (per-step optimiser at ``meta_step``, default the
+        current one): the validation loss at w_T, the sum of the one-step hypergradients taken, and
+        where the hyperparameters ended (``theta_next``)."""
         theta = hyper.as_tensor().clone()
-        optimizer = self.meta_optimiser(theta, self.meta_step)
+        optimizer = self.meta_optimiser(theta, self.meta_step if meta_step is None else meta_step)
         tuned_l2 = "l2" in self.tuned
         total = torch.zeros_like(theta)
         w, v = problem.w0.clone(), torch.zeros_like(problem.w0)
         previous: Step | None = None
-        validations = 0
+        validations = steps = 0
         every = self.validation_every  # steps every, 2 every, ...; a run no longer than that: its last update
         for t in range(problem.steps):
             g_data = loss_gradient(problem, w, problem.batch(t))
@@ -136,15 +139,17 @@ class OnlineHypergradient(HypergradientDescent):
                     self.step(optimizer, theta, h)
             previous = update(problem, theta.detach().clone(), w, v, g_data)
             w, v = previous.w_next, previous.v_next
+            steps += 1
             if not bool(torch.isfinite(w).all()):  # diverged: the rest of the run cannot recover
                 break
         finite = bool(torch.isfinite(w).all())
         loss = float(problem.validation_loss(w)) if finite else math.nan
-        return Hypergradient(loss, total, w, problem.steps + validations, 0, theta_next=theta.detach().clone())
+        return Hypergradient(loss, total, w, steps + validations, 0, theta_next=theta.detach().clone())
 
     def retrain(self, problem: TrainingProblem, hyper: Hyperparameters) -> tuple[torch.Tensor, int]:
-        """The incumbent's retraining: the same adapted run from its start, on the fresh seed."""
-        result = self.hypergradient(problem, hyper)
+        """The incumbent's retraining: the same adapted run from its start (at the meta step its trial
+        ran with), on the fresh seed."""
+        result = self.hypergradient(problem, hyper, self.retrain_meta_step)
         return result.w_final, result.cost_steps
 
     def advance(self, gradient: torch.Tensor, following: torch.Tensor | None) -> None:

@@ -42,6 +42,7 @@ import torch
 
 from bench.perf.common import at_least, fail, hypergradient_experiment, progress, whole_numbers, write_records
 from bench.provenance import provenance
+from methods.implicit import POWER_ITERATIONS
 
 HELP = "time and peak memory of every hypergradient method against T"
 
@@ -88,8 +89,8 @@ def reverse_steps(label: str, steps: int) -> int:
         return max(1, round(0.1 * steps))
     if label.endswith("K=100"):  # a window of fixed length: memory O(100 x P) whatever T
         return min(100, steps)
-    if label.startswith("implicit i="):
-        return int(label.split("=")[1])
+    if label.startswith("implicit i="):  # the Neumann terms and the power iteration for its step
+        return int(label.split("=")[1]) + POWER_ITERATIONS
     if label == "forward":  # one per tangent: learning rate, momentum and the two layers' L2
         return 4 * steps
     return steps

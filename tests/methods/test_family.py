@@ -15,9 +15,9 @@ from bench.errors import BenchError
 from bench.protocols import Evaluation, TrainingProblem
 from bench.runner import RunSettings, run
 from bench.training import loss_gradient, penalty, sgd_steps
-from methods.drmad import Hyperparameters, MetaOptimiser, exact_hypergradient, truncated_hypergradient
+from methods.drmad import Hyperparameters, MetaOptimiser, exact_hypergradient, train, truncated_hypergradient
 from methods.forward import forward_hypergradient
-from methods.implicit import conjugate_gradient, hessian_operator, implicit_hypergradient, neumann
+from methods.implicit import conjugate_gradient, hessian_operator, implicit_hypergradient, largest_eigenvalue, neumann
 from methods.online import one_step_hypergradient, update, validation_gradient
 from tests.helpers import TINY_FIXED, bench_config
 from tests.methods.test_drmad import bikeshare_problem, hyper, tanh_problem
@@ -84,11 +84,11 @@ def test_forward_mode_equals_the_exact_reverse_pass(kind):
     forward = forward_hypergradient(problem, h)
     torch.testing.assert_close(forward.gradient, exact.gradient, rtol=1e-9, atol=1e-14)
     assert torch.equal(forward.w_final, exact.w_final) and forward.validation_loss == exact.validation_loss
-    assert forward.cost_steps == problem.steps * (1 + 2 * 4)  # a Hessian-vector product per entry per step
+    assert forward.cost_steps == problem.steps * 2 * 4  # a Hessian-vector product (and gradient) per entry per step
     only = forward_hypergradient(problem, h, tuned=torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=F64))
     assert only.gradient[1] == 0 and only.gradient[3] == 0
     torch.testing.assert_close(only.gradient[[0, 2]], exact.gradient[[0, 2]], rtol=1e-9, atol=1e-14)
-    assert only.cost_steps == problem.steps * (1 + 2 * 2)
+    assert only.cost_steps == problem.steps * 2 * 2
 
 
 # ------------------------------------------------------------------------------ implicit
@@ -127,15 +127,30 @@ def ridge_closed_form(problem: TrainingProblem, x: torch.Tensor, y: torch.Tensor
     return gradient
 
 
-@pytest.mark.parametrize("inverse, terms", [("neumann", 400), ("cg", 5)])
-def test_implicit_equals_the_closed_form_hypergradient_of_ridge_regression(inverse, terms):
+@pytest.mark.parametrize("inverse, terms, products", [("neumann", 400, 410), ("cg", 5, 5)])
+@pytest.mark.parametrize("momentum", [0.5, 0.9])
+def test_implicit_equals_the_closed_form_hypergradient_of_ridge_regression(inverse, terms, products, momentum):
+    """Ridge regression trained to convergence: the IFT is exact. Neumann's products include the 10
+    power iterations of its default step."""
     problem, x, y = ridge_problem()
-    h = hyper(0.3, 0.5, [0.05, 0.4])
+    h = hyper(0.3, momentum, [0.05, 0.4])
     got = implicit_hypergradient(problem, h, terms=terms, inverse=inverse)
     expected = ridge_closed_form(problem, x, y, h.log_l2)
     assert got.gradient[:2].tolist() == [0.0, 0.0]  # the IFT does not see the learning rate or momentum
     torch.testing.assert_close(got.gradient[2:], expected, rtol=1e-6, atol=1e-12)
-    assert got.cost_steps == problem.steps + 2 * terms
+    assert got.cost_steps == problem.steps + 2 * products
+
+
+def test_implicit_at_its_default_settings_points_the_right_way_on_ridge_regression():
+    """20 Neumann terms at the default step 1 / |lambda|_max: truncated, but each entry has the closed
+    form's sign and the cosine is close to 1 (a step as small as alpha (1 - momentum) was not)."""
+    problem, x, y = ridge_problem()
+    for momentum in (0.5, 0.9):
+        h = hyper(0.3, momentum, [0.05, 0.4])
+        got = implicit_hypergradient(problem, h).gradient[2:]
+        expected = ridge_closed_form(problem, x, y, h.log_l2)
+        assert torch.equal(got.sign(), expected.sign())
+        assert float(got @ expected / (got.norm() * expected.norm())) > 0.95
 
 
 def test_the_neumann_series_converges_to_a_direct_solve_and_cg_reaches_it_in_p_steps():
@@ -153,7 +168,16 @@ def test_the_neumann_series_converges_to_a_direct_solve_and_cg_reaches_it_in_p_s
     errors = [float((neumann(product, vector, i, step) - direct).norm()) for i in (0, 10, 100, 1000, 3000)]
     assert all(later < earlier for earlier, later in zip(errors, errors[1:], strict=False))
     assert errors[-1] < 1e-6 * float(direct.norm())
-    torch.testing.assert_close(conjugate_gradient(product, vector, 2 * len(w)), direct, rtol=1e-8, atol=1e-10)
+    solved, products = conjugate_gradient(product, vector, 2 * len(w))
+    torch.testing.assert_close(solved, direct, rtol=1e-8, atol=1e-10)
+    assert products <= 2 * len(w)
+    assert largest_eigenvalue(product, w, 200) == pytest.approx(float(eigenvalues.abs().max()), rel=1e-6)
+
+
+def test_conjugate_gradients_stop_at_non_positive_curvature():
+    matrix = torch.diag(torch.tensor([1.0, -1.0], dtype=F64))
+    solved, products = conjugate_gradient(lambda d: matrix @ d, torch.ones(2, dtype=F64), 10)
+    assert products == 1 and solved.tolist() == [0.0, 0.0]  # the first direction has curvature 0
 
 
 def test_implicit_refuses_a_space_that_leaves_the_learning_rate_or_momentum_free_in_one_line():
@@ -214,7 +238,7 @@ def test_online_trials_chain_and_record_where_the_hyperparameters_ended():
         metrics = before.evaluation.metrics
         assert after.config["learning_rate"] == pytest.approx(metrics["final_learning_rate"], rel=1e-6)
         assert after.config["momentum"] == pytest.approx(metrics["final_momentum"], rel=1e-6)
-        assert after.evaluation.metrics["theta"] == pytest.approx(metrics["theta_next"], rel=1e-6)
+        assert after.evaluation.metrics["theta"] == metrics["theta_next"]
     assert trials[1].config["learning_rate"] != trials[0].config["learning_rate"]
     every = experiment.method.validation_every
     steps = 20 + sum(t % every == 0 for t in range(1, 20))  # T training steps and the validation gradients
@@ -262,7 +286,47 @@ def test_the_meta_optimiser_is_torchs_adam_and_sign_sgd_bit_for_bit(kind, dtype)
         gradient = torch.randn(4, generator=generator, dtype=dtype) * 10 ** float(
             torch.randint(-6, 3, (1,), generator=generator)
         )
-        optimiser.step(gradient.sign() if kind == "sign" else gradient)
+        optimiser.step(gradient)  # sign-SGD takes the sign itself
         theirs.grad = gradient.sign() if kind == "sign" else gradient.clone()
         reference.step()
         assert torch.equal(ours, theirs.detach())
+
+
+def test_an_online_run_that_adapts_nothing_is_the_plain_training_bit_for_bit():
+    problem = tanh_problem(steps=9)
+    experiment = build(bench_config("task=bikeshare", "method=online_hypergrad", *TINY_FIXED))
+    method = experiment.method
+    h = hyper(0.3, 0.6, [1e-2, 3e-3])
+    method.start_meta_loop(h.as_tensor())
+    method.mask.zero_()  # nothing tuned: every step of Adam is 0
+    got = method.hypergradient(problem, h)
+    assert torch.equal(got.w_final, train(problem, h)[0])
+    assert torch.equal(got.theta_next, h.as_tensor())
+
+
+def test_an_online_retraining_repeats_its_trial_at_the_meta_step_that_trial_ran_with():
+    experiment = build(bench_config("task=bikeshare", "method=online_hypergrad", "seed=0", *TINY_FIXED))
+    task, method = experiment.task, experiment.method
+    result = run(task, method, Budget(evaluations=2), 0, settings=RunSettings(incumbent_repeats=0))
+    first = result.trials[0]
+    method.meta_step /= 2  # as a later rejection would
+    again = method.evaluate(task, first.config, first.seed)
+    assert again.objective == first.evaluation.objective
+
+
+def test_a_first_trial_without_a_finite_hypergradient_and_a_fixed_learning_rate_stops_with_one_line():
+    """Nothing to step back to and no learning rate to shrink: every next trial would repeat it."""
+    experiment = build(bench_config("task=bikeshare", "method=implicit_hypergrad", *TINY_FIXED, *L2_ONLY))
+    method = experiment.method
+    config = method.ask(1)[0]
+    method.start_meta_loop(torch.zeros(3))
+    method.last_gradient = torch.full((3,), math.nan)
+    with pytest.raises(BenchError, match=r"learning rate is fixed at 0\.1: nothing to step back to") as error:
+        method.tell([config], [Evaluation(objective=math.inf, status="diverged")])
+    assert "\n" not in str(error.value)
+    drmad = build(bench_config("task=bikeshare", "method=drmad", *TINY_FIXED)).method  # its learning rate is tuned
+    drmad.ask(1)
+    drmad.start_meta_loop(torch.zeros(3))
+    drmad.last_gradient = torch.full((3,), math.nan)
+    drmad.tell([config], [Evaluation(objective=math.inf, status="diverged")])
+    assert float(drmad.theta[0]) == pytest.approx(-math.log(2))  # shrinks the learning rate instead
