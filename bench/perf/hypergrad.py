@@ -42,7 +42,6 @@ import torch
 
 from bench.perf.common import at_least, fail, hypergradient_experiment, progress, whole_numbers, write_records
 from bench.provenance import provenance
-from methods.implicit import POWER_ITERATIONS
 
 HELP = "time and peak memory of every hypergradient method against T"
 
@@ -81,21 +80,6 @@ HYPERGRADIENTS = {  # label -> method config and overrides
 }
 
 
-def reverse_steps(label: str, steps: int) -> int:
-    """K: the Hessian-vector products a hypergradient takes (0: none; online takes validation gradients)."""
-    if label in ("training", "online"):
-        return 0
-    if label.endswith("K=T/10"):
-        return max(1, round(0.1 * steps))
-    if label.endswith("K=100"):  # a window of fixed length: memory O(100 x P) whatever T
-        return min(100, steps)
-    if label.startswith("implicit i="):  # the Neumann terms and the power iteration for its step
-        return int(label.split("=")[1]) + POWER_ITERATIONS
-    if label == "forward":  # one per tangent: learning rate, momentum and the two layers' L2
-        return 4 * steps
-    return steps
-
-
 def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device: str, seed: int = 0) -> dict:
     """Seconds (median of ``repeats``) and peak memory of one hypergradient (or plain training)."""
     method_name, overrides = HYPERGRADIENTS[label]
@@ -106,11 +90,13 @@ def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device
     hyper = method.initial(config, problem)
     method.start_meta_loop(hyper.as_tensor())  # what the tuned hyperparameters are (online adapts them)
 
+    products = [0]  # K: the Hessian-vector products the last hypergradient took, as it counts them
+
     def once() -> None:
         if label == "training":
             method.train_only(problem, hyper)
         else:
-            method.hypergradient(problem, hyper)
+            products[0] = method.hypergradient(problem, hyper).reverse_hvps
 
     on_gpu = problem.w0.is_cuda
     method.hypergradient(task.training_problem({**config, "iterations": 2}, seed, "per_layer"), hyper)  # warm-up
@@ -131,7 +117,7 @@ def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device
     return {
         "method": label,
         "T": steps,
-        "K": reverse_steps(label, steps),
+        "K": products[0],
         "seconds": statistics.median(seconds),
         "peak_bytes": int(peak),
         "peak_above_start_bytes": int(peak - start_bytes),
