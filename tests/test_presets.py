@@ -65,13 +65,15 @@ def test_the_headline_comparison_has_every_method_on_the_space_hypergradients_ca
             "drmad",
             "drmad",
             "exact_hypergrad",
+            "truncated_hypergrad",
+            "online_hypergrad",
         ]
     )
     assert {e.method.reverse_fraction for e in experiments if e.method_name == "drmad"} == {None, 0.1}  # K = T, T/10
     space = experiments[0].task.space
     assert space.fixed == {"iterations": 2000, "hidden_nodes": 16}
     assert space.tuned == ["learning_rate", "momentum", "l2"]
-    assert sorted({c.seed for c in configs}) == list(range(10)) and len(configs) == 100
+    assert sorted({c.seed for c in configs}) == list(range(10)) and len(configs) == 120
 
 
 def test_the_30_training_preset_gives_each_tuner_the_steps_of_30_gru_trainings():
