@@ -56,6 +56,15 @@ def loss_gradient(problem: TrainingProblem, w: torch.Tensor, batch: Any) -> torc
     return g
 
 
+def validation_loss_gradient(problem: TrainingProblem, w: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """``(L_val(w), grad_w L_val(w))``: where every hypergradient of the validation loss starts."""
+    with torch.enable_grad():
+        leaf = w.detach().requires_grad_(True)
+        loss = problem.validation_loss(leaf)
+        (gradient,) = torch.autograd.grad(loss, leaf)
+    return float(loss.detach()), gradient
+
+
 def momentum_sgd(
     problem: TrainingProblem,
     learning_rate: float,

@@ -69,7 +69,14 @@ from torch.func import grad, jvp
 from bench.errors import BenchError
 from bench.protocols import HYPERGRADIENT_HYPERPARAMETERS, DifferentiableTask, Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
-from bench.training import check_granularity, loss_gradient, momentum_sgd, penalty, sgd_steps
+from bench.training import (
+    check_granularity,
+    loss_gradient,
+    momentum_sgd,
+    penalty,
+    sgd_steps,
+    validation_loss_gradient,
+)
 
 CONTINUOUS = HYPERGRADIENT_HYPERPARAMETERS
 MOMENTUM_RANGE = (1e-3, 0.999)  # momentum is a logit: kept away from 0 and 1
@@ -176,10 +183,7 @@ def _reverse(
     lam = penalty(problem, l2)
     groups = problem.l2_groups
     n_groups = len(hyper.log_l2)
-    with torch.enable_grad():
-        w_leaf = w_final.detach().requires_grad_(True)
-        loss = problem.validation_loss(w_leaf)
-        (dw,) = torch.autograd.grad(loss, w_leaf)
+    loss, dw = validation_loss_gradient(problem, w_final)
     dw = dw.detach().clone()
     dv = torch.zeros_like(dw)
     d_alpha = dw.new_zeros(())
@@ -203,7 +207,7 @@ def _reverse(
             l2 * per_group,  # d / d log l2
         ]
     )
-    return float(loss.detach()), gradient
+    return loss, gradient
 
 
 def exact_hypergradient(

@@ -25,7 +25,7 @@ import math
 import torch
 
 from bench.protocols import TrainingProblem
-from bench.training import loss_gradient, penalty
+from bench.training import loss_gradient, penalty, validation_loss_gradient
 from methods.drmad import Hypergradient, HypergradientDescent, Hyperparameters, gradient_and_hvp
 
 
@@ -73,14 +73,11 @@ def forward_hypergradient(
         if not bool(torch.isfinite(w).all()):
             nan = torch.full((n,), math.nan, dtype=w.dtype, device=w.device)
             return Hypergradient(math.nan, nan, w, forward_steps(t + 1), (t + 1) * len(entries))
-    with torch.enable_grad():
-        leaf = w.detach().requires_grad_(True)
-        loss = problem.validation_loss(leaf)
-        (dw,) = torch.autograd.grad(loss, leaf)
+    loss, dw = validation_loss_gradient(problem, w)
     gradient = torch.zeros(n, dtype=w.dtype, device=w.device)
     for k in entries:
         gradient[k] = dw @ z[k]
-    return Hypergradient(float(loss.detach()), gradient, w, forward_steps(problem.steps), problem.steps * len(entries))
+    return Hypergradient(loss, gradient, w, forward_steps(problem.steps), problem.steps * len(entries))
 
 
 class ForwardHypergradient(HypergradientDescent):

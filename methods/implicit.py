@@ -40,7 +40,7 @@ import torch
 from bench.errors import BenchError
 from bench.protocols import TrainingProblem
 from bench.space import SearchSpace
-from bench.training import penalty
+from bench.training import penalty, validation_loss_gradient
 from methods.drmad import Hypergradient, HypergradientDescent, Hyperparameters, gradient_and_hvp, train
 
 INVERSES = ("neumann", "cg")
@@ -125,10 +125,7 @@ def implicit_hypergradient(
         nan = torch.full((2 + n_groups,), float("nan"), dtype=w_final.dtype, device=w_final.device)
         return Hypergradient(float("nan"), nan, w_final, problem.steps, 0)
     lam = penalty(problem, l2)
-    with torch.enable_grad():
-        leaf = w_final.detach().requires_grad_(True)
-        loss = problem.validation_loss(leaf)
-        (u,) = torch.autograd.grad(loss, leaf)
+    loss, u = validation_loss_gradient(problem, w_final)
     product = hessian_operator(problem, w_final, lam, problem.batch(problem.steps - 1), hvp)
     if inverse == "cg":
         x, products = conjugate_gradient(product, u, terms)
@@ -143,7 +140,7 @@ def implicit_hypergradient(
     groups = problem.l2_groups
     per_group = w_final.new_zeros(n_groups).index_add_(0, groups.clamp(min=0), -(x * w_final) * (groups >= 0))
     gradient = torch.cat([w_final.new_zeros(2), l2 * per_group])  # d / d log l2 = l2 d / d l2
-    return Hypergradient(float(loss.detach()), gradient, w_final, problem.steps, products)
+    return Hypergradient(loss, gradient, w_final, problem.steps, products)
 
 
 class ImplicitHypergradient(HypergradientDescent):

@@ -39,7 +39,7 @@ import torch
 from bench.errors import BenchError
 from bench.protocols import DifferentiableTask, Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
-from bench.training import loss_gradient, penalty
+from bench.training import loss_gradient, penalty, validation_loss_gradient
 from methods.drmad import Hypergradient, HypergradientDescent, Hyperparameters
 
 
@@ -86,13 +86,6 @@ def one_step_hypergradient(
     return out
 
 
-def validation_gradient(problem: TrainingProblem, w: torch.Tensor) -> torch.Tensor:
-    with torch.enable_grad():
-        leaf = w.detach().requires_grad_(True)
-        (gradient,) = torch.autograd.grad(problem.validation_loss(leaf), leaf)
-    return gradient
-
-
 class OnlineHypergradient(HypergradientDescent):
     """Trials of one training run each, the hyperparameters adapted at every step (see the module)."""
 
@@ -132,7 +125,7 @@ class OnlineHypergradient(HypergradientDescent):
                 if check:
                     validations += 1
                 h = one_step_hypergradient(
-                    problem, previous, g_next, validation_gradient(problem, w) if check else None
+                    problem, previous, g_next, validation_loss_gradient(problem, w)[1] if check else None
                 )
                 if bool(torch.isfinite(h).all()):
                     total += h
