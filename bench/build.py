@@ -66,7 +66,8 @@ def build(cfg: DictConfig, job_number: int | None = None) -> Experiment:
     task = _component(task_options, "task", space=space, device=device)
     if missing := missing_members(task, Task):  # the runner would treat it as a lesser kind of task, silently
         raise BenchError(f"task._target_={task_options['_target_']}: lacks {', '.join(missing)} of the Task protocol")
-    method = _component(OmegaConf.to_container(cfg.method, resolve=True), "method", space=space, seed=cfg.seed)
+    # the task's space: a task may expand an entry into groups (task.l2_granularity), which every method sees alike
+    method = _component(OmegaConf.to_container(cfg.method, resolve=True), "method", space=task.space, seed=cfg.seed)
     return Experiment(
         task=task,
         method=method,

@@ -26,6 +26,7 @@ integers to the nearest value in the dimension's own scale, and picks the larges
 
 from __future__ import annotations
 
+import copy as _copy
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -64,6 +65,8 @@ class SearchSpace:
             raise BenchError(f"search space has repeated names: {self.names}")
         self._width = [len(d.categories) if isinstance(d, Categorical) else 1 for d in self.dimensions]
         self.default: Config = self.check({**default, **self.fixed}, where="default")
+        self.groups: dict[str, tuple[str, ...]] = {}
+        """Declared name -> the names it was expanded into (``grouped``); a name not here is itself."""
 
     # ----------------------------------------------------------------------------- construction
     @classmethod
@@ -86,6 +89,57 @@ class SearchSpace:
             default[str(name)] = entry["default"]
         return cls(dimensions, default, fixed, order=[str(name) for name in spec])
 
+    def grouped(self, name: str, groups: Sequence[str]) -> SearchSpace:
+        """This space with the entry ``name`` declared once per group, as ``<name>_<group>``, each
+        with the entry's type, bounds, scale, default and fixed value, in the entry's place: how a
+        task offers one L2 penalty per group of weights to every method alike. One group keeps the
+        entry as it is (its name included)."""
+        if name not in self.names:
+            raise BenchError(f"cannot group {name!r}: the space has no such entry; it has {', '.join(self.names)}")
+        if len(groups) <= 1:
+            return self
+        members = tuple(f"{name}_{group}" for group in groups)
+        taken = sorted(set(members) & set(self.names)) or sorted({m for m in members if members.count(m) > 1})
+        if taken:
+            raise BenchError(f"cannot group {name!r}: the names {taken[:3]} are taken or repeated")
+        dimensions = []
+        for dim in self.dimensions:
+            dimensions += [_renamed(dim, member) for member in members] if dim.name == name else [dim]
+        fixed = {key: value for key, value in self.fixed.items() if key != name}
+        default = {key: value for key, value in self.default.items() if key != name and key not in self.fixed}
+        if name in self.fixed:
+            fixed |= dict.fromkeys(members, self.fixed[name])
+        else:
+            default |= dict.fromkeys(members, self.default[name])
+        order = [new for old in self.names for new in (members if old == name else (old,))]
+        space = SearchSpace(dimensions, default, fixed, order)
+        space.groups = {**self.groups, name: members}
+        return space
+
+    def extended(self, like: str, names: Sequence[str]) -> SearchSpace:
+        """This space with more entries ``names`` after the others, each a copy of the entry
+        ``like`` (type, bounds, scale, default): a synthetic function embedded in more dimensions."""
+        if like not in self.tuned:
+            raise BenchError(f"cannot copy {like!r}: the space tunes no such entry; it tunes {', '.join(self.tuned)}")
+        taken = sorted(set(names) & set(self.names))
+        if taken or len(set(names)) != len(names):
+            raise BenchError(f"cannot add {taken[:3] or list(names)[:3]}: names taken or repeated")
+        template = next(dim for dim in self.dimensions if dim.name == like)
+        dimensions = [*self.dimensions, *(_renamed(template, name) for name in names)]
+        default = {key: value for key, value in self.default.items() if key not in self.fixed}
+        default |= dict.fromkeys(names, self.default[like])
+        space = SearchSpace(dimensions, default, self.fixed, [*self.names, *names])
+        space.groups = dict(self.groups)
+        return space
+
+    def members(self, name: str) -> tuple[str, ...]:
+        """The names the declared entry ``name`` became: its groups (``grouped``), or itself."""
+        return self.groups.get(name, (name,))
+
+    def declared(self, name: str) -> str:
+        """The declared entry a name comes from (``l2`` for ``l2_layer_0``)."""
+        return next((base for base, members in self.groups.items() if name in members), name)
+
     # ----------------------------------------------------------------------------- queries
     def __len__(self) -> int:
         """The number of tuned hyperparameters."""
@@ -94,7 +148,16 @@ class SearchSpace:
     def __repr__(self) -> str:
         described = {d.name: _describe(d) for d in self.dimensions}
         described |= {name: f"{name}={value!r} fixed" for name, value in self.fixed.items()}
-        return f"SearchSpace({', '.join(described[name] for name in self.names)})"
+        shown = []
+        for name in self.names:
+            base = self.declared(name)
+            if base == name:
+                shown.append(described[name])
+            elif name == self.groups[base][0]:  # a group of entries reads as one line
+                members = self.groups[base]
+                text = described[name].replace(name, f"{base}_<group> ({len(members)} groups: {name}..{members[-1]})")
+                shown.append(text)
+        return f"SearchSpace({', '.join(shown)})"
 
     @property
     def n_encoded(self) -> int:
@@ -289,6 +352,15 @@ class LogComplementReal(Real):
 
     def _clip(self, values: np.ndarray) -> np.ndarray:
         return np.clip(values, self.low, self.high)
+
+
+def _renamed(dim: Dimension, name: str) -> Dimension:
+    """A copy of ``dim`` under another name (the same prior, bounds and transform)."""
+    if isinstance(dim, Categorical):
+        raise BenchError(f"cannot group {dim.name!r}: only a numeric entry can be declared once per group")
+    copy = _copy.copy(dim)
+    copy.name = name
+    return copy
 
 
 def _inside(dim: Dimension, value: Any, where: str) -> Any:

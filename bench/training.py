@@ -13,7 +13,7 @@ rebuildable in any order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,16 +22,51 @@ import torch
 from bench.errors import BenchError
 from bench.protocols import TrainingProblem
 
-L2_GRANULARITIES = ("universal", "per_layer", "per_unit")
+L2_GRANULARITIES = ("universal", "per_layer", "blocks_K", "per_unit")
 """How a differentiable task groups its weights into L2 penalties: one for all; one per weight
-matrix; one per input unit of each layer."""
+matrix; each matrix's input units (rows) in K contiguous blocks (``blocks_8``: K = 8); one per input
+unit of each matrix. Each group is one hyperparameter of the space (``grouped_space``)."""
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def check_granularity(l2_granularity: str, where: str = "l2_granularity") -> str:
-    if l2_granularity not in L2_GRANULARITIES:
-        raise BenchError(f"{where}={l2_granularity!r}: allowed: {', '.join(L2_GRANULARITIES)}")
-    return l2_granularity
+    """``l2_granularity`` if it names a granularity, else a one-line error."""
+    if l2_granularity in ("universal", "per_layer", "per_unit"):
+        return l2_granularity
+    head, _, count = str(l2_granularity).partition("_")
+    if head == "blocks" and count.isdigit() and int(count) >= 1:
+        return l2_granularity
+    raise BenchError(
+        f"{where}={l2_granularity!r}: allowed: universal, per_layer, blocks_K (K a whole number, 1 or more: each "
+        "weight matrix's input units in K contiguous blocks), per_unit"
+    )
+
+
+def weight_groups(
+    l2_granularity: str, matrices: Sequence[tuple[str, int, int]]
+) -> tuple[list[torch.Tensor], tuple[str, ...]]:
+    """The L2 groups of penalised weight matrices stored row-major, a row per input unit:
+    ``matrices`` = [(name, rows, columns), ...] -> one ``(rows * columns,)`` long tensor of group
+    indices per matrix, and one name per group (``all``; the matrix; ``<matrix>_block_<b>``;
+    ``<matrix>_input_<i>``). ``blocks_K`` cuts each matrix's rows into min(K, rows) contiguous
+    blocks of sizes differing by at most one (row i in block floor(i K / rows))."""
+    check_granularity(l2_granularity)
+    groups, names = [], []
+    for name, rows, columns in matrices:
+        if l2_granularity == "universal":
+            row_group, row_names = torch.zeros(rows, dtype=torch.long), ["all"] if not names else []
+        elif l2_granularity == "per_layer":
+            row_group, row_names = torch.zeros(rows, dtype=torch.long), [name]
+        elif l2_granularity == "per_unit":
+            row_group, row_names = torch.arange(rows), [f"{name}_input_{i}" for i in range(rows)]
+        else:
+            blocks = min(int(l2_granularity.split("_")[1]), rows)
+            row_group = torch.arange(rows) * blocks // rows
+            row_names = [f"{name}_block_{b}" for b in range(blocks)]
+        offset = 0 if l2_granularity == "universal" else len(names)
+        groups.append((offset + row_group).repeat_interleave(columns))
+        names += row_names
+    return groups, tuple(names)
 
 
 def torch_dtype(name: str, where: str = "task.dtype") -> torch.dtype:

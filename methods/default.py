@@ -20,7 +20,7 @@ class DefaultConfig:
     def __init__(self, space: SearchSpace, seed: int, repeats: int = 1) -> None:
         if repeats < 1:
             raise BenchError(f"method.repeats={repeats}: must be at least 1")
-        self.default = space.default
+        self.space, self.default = space, space.default
         self.left = repeats
 
     def ask(self, n: int) -> list[Config]:

@@ -70,7 +70,6 @@ from bench.errors import BenchError
 from bench.protocols import HYPERGRADIENT_HYPERPARAMETERS, DifferentiableTask, Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
 from bench.training import (
-    check_granularity,
     loss_gradient,
     momentum_sgd,
     penalty,
@@ -329,11 +328,12 @@ class HypergradientDescent:
     """Hyper-iterations of a meta-optimiser on hypergradients; one trial per hyper-iteration.
 
     ``ask`` returns the configuration of the current hyperparameters (learning rate, momentum and
-    the L2 penalties' geometric mean); ``evaluate`` trains it and computes the hypergradient;
-    ``tell`` takes the meta-step (``torch.optim.Adam``, or ``torch.optim.SGD`` on the
-    hypergradient's sign: sign-SGD, as the DrMAD authors). A non-finite loss or hypergradient
-    rejects the step: the hyperparameters go back to the last finite point and the meta step size
-    halves. The continuous hyperparameters stay inside the task's search space (projected steps).
+    the L2 penalty of each group the task's space declares, ``task.l2_granularity``); ``evaluate``
+    trains it and computes the hypergradient; ``tell`` takes the meta-step (``torch.optim.Adam``, or
+    ``torch.optim.SGD`` on the hypergradient's sign: sign-SGD, as the DrMAD authors). A non-finite
+    loss or hypergradient rejects the step: the hyperparameters go back to the last finite point and
+    the meta step size halves. The continuous hyperparameters stay inside the task's search space
+    (projected steps).
 
     Resume: each trial records theta (its hyperparameters in these coordinates) and its
     hypergradient in its metrics; ``restore`` and ``tell`` rebuild the meta-optimiser's state from
@@ -362,7 +362,6 @@ class HypergradientDescent:
         seed: int,
         meta_optimizer: str = "adam",
         meta_step: float = 0.1,
-        l2_granularity: str = "universal",
         reverse_points: int | None = None,
         reverse_fraction: float | None = None,
         hvp: str = "autograd",
@@ -370,7 +369,6 @@ class HypergradientDescent:
     ) -> None:
         if meta_optimizer not in META_OPTIMIZERS:
             raise BenchError(f"method.meta_optimizer={meta_optimizer!r}: allowed: {', '.join(META_OPTIMIZERS)}")
-        check_granularity(l2_granularity, where="method.l2_granularity")
         if hvp not in HVPS:
             raise BenchError(f"method.hvp={hvp!r}: allowed: {', '.join(HVPS)}")
         if not trajectory_memory_mb >= 0:
@@ -382,12 +380,12 @@ class HypergradientDescent:
         if reverse_points is not None and reverse_points < 1:
             raise BenchError(f"method.reverse_points={reverse_points}: must be at least 1, or null for K = T")
         name = type(self).__name__
-        missing = [n for n in CONTINUOUS if n not in space.names]
+        missing = [n for n in CONTINUOUS if n not in space.names and n not in space.groups]
         if missing:
             raise BenchError(
                 f"method {name} tunes {', '.join(CONTINUOUS)}; the task's space lacks {', '.join(missing)}"
             )
-        untunable = [n for n in space.tuned if n not in self.TUNES]
+        untunable = list(dict.fromkeys(space.declared(n) for n in space.tuned if space.declared(n) not in self.TUNES))
         if untunable:
             fixes = " ".join(f"+task.space.{n}.fixed={space.default[n]!r}" for n in untunable)
             raise BenchError(
@@ -395,10 +393,11 @@ class HypergradientDescent:
                 f"{', '.join(untunable)}: fix them for every method alike, e.g. {fixes}"
             )
         self.space, self.seed = space, seed
-        self.meta_optimizer, self.meta_step, self.l2_granularity = meta_optimizer, meta_step, l2_granularity
+        self.meta_optimizer, self.meta_step = meta_optimizer, meta_step
         self.reverse_points, self.reverse_fraction, self.hvp = reverse_points, reverse_fraction, hvp
         self.trajectory_memory_mb = trajectory_memory_mb
-        self.tuned = tuple(n for n in CONTINUOUS if n in space.tuned)
+        self.tuned = tuple(n for n in CONTINUOUS if space.members(n)[0] in space.tuned)
+        self.l2_names = space.members("l2")  # one per L2 group of the task, the space's names for them
         self.start = dict(space.default)
         if "momentum" in self.tuned:  # momentum is a logit: start inside its range
             self.start["momentum"] = min(max(self.start["momentum"], MOMENTUM_RANGE[0]), MOMENTUM_RANGE[1])
@@ -522,7 +521,12 @@ class HypergradientDescent:
         """The training problem of a trial, the hyperparameters it trains with, and whether it is a
         retraining (of an earlier trial's configuration) rather than this hyper-iteration's trial.
         Starts the meta-loop at the first trial and records which theta each trial tried."""
-        problem = task.training_problem(config, seed, self.l2_granularity)
+        problem = task.training_problem(config, seed)
+        if len(problem.l2_names) != len(self.l2_names):
+            raise BenchError(
+                f"method {type(self).__name__}: the task trains {len(problem.l2_names)} L2 groups but its space has "
+                f"{len(self.l2_names)} l2 entries: a task must offer its groups as the space's (task.l2_granularity)"
+            )
         retraining = self.pending is None or config != self.pending
         self.pending = None
         if self.theta is None:
@@ -573,7 +577,7 @@ class HypergradientDescent:
         return Hyperparameters(
             torch.tensor(math.log(config["learning_rate"]), **like),
             torch.logit(torch.tensor(config["momentum"], **like)),
-            torch.full((len(problem.l2_names),), math.log(config["l2"]), **like),
+            torch.tensor([math.log(config[name]) for name in self.l2_names], **like),
         )
 
     def bounds(self, n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -583,7 +587,7 @@ class HypergradientDescent:
         for index, name in ((0, "learning_rate"), (1, "momentum"), (2, "l2")):
             if name not in self.tuned:
                 continue
-            a, b = self.space.bounds[name]
+            a, b = self.space.bounds[self.space.members(name)[0]]  # the groups of l2 share its bounds
             if name == "momentum":
                 a, b = max(a, MOMENTUM_RANGE[0]), min(b, MOMENTUM_RANGE[1])
                 a, b = math.log(a / (1 - a)), math.log(b / (1 - b))
@@ -599,13 +603,9 @@ class HypergradientDescent:
 
     def config(self, theta: torch.Tensor) -> Config:
         hyper = Hyperparameters.from_tensor(theta)
-        alpha, gamma, _ = hyper.values()
-        values = {
-            "learning_rate": alpha,
-            "momentum": gamma,
-            "l2": math.exp(float(hyper.log_l2.mean())),  # the geometric mean when there are several groups
-        }
-        values = {name: value for name, value in values.items() if name in self.tuned}
+        alpha, gamma, l2 = hyper.values()
+        values = {"learning_rate": alpha, "momentum": gamma} | dict(zip(self.l2_names, l2.tolist(), strict=True))
+        values = {name: value for name, value in values.items() if self.space.declared(name) in self.tuned}
         for name, value in values.items():  # exp(log(high)) may land an ulp outside
             low, high = self.space.bounds[name]
             values[name] = min(max(value, low), high)

@@ -158,7 +158,6 @@ class ImplicitHypergradient(HypergradientDescent):
         seed: int,
         meta_optimizer: str = "adam",
         meta_step: float = 0.1,
-        l2_granularity: str = "universal",
         hvp: str = "autograd",
         inverse: str = "neumann",
         terms: int = 20,
@@ -170,7 +169,7 @@ class ImplicitHypergradient(HypergradientDescent):
             raise BenchError(f"method.terms={terms!r}: must be a whole number, zero or more")
         if neumann_step is not None and not neumann_step > 0:
             raise BenchError(f"method.neumann_step={neumann_step}: must be positive, or null for 1 / |lambda|_max")
-        super().__init__(space, seed, meta_optimizer, meta_step, l2_granularity, hvp=hvp)
+        super().__init__(space, seed, meta_optimizer, meta_step, hvp=hvp)
         self.inverse, self.terms, self.neumann_step = inverse, terms, neumann_step
 
     def hypergradient(self, problem: TrainingProblem, hyper: Hyperparameters) -> Hypergradient:

@@ -95,12 +95,11 @@ class OnlineHypergradient(HypergradientDescent):
         seed: int,
         meta_optimizer: str = "adam",
         meta_step: float = 0.001,
-        l2_granularity: str = "universal",
         validation_every: int = 10,
     ) -> None:
         if not (isinstance(validation_every, int) and validation_every >= 1):
             raise BenchError(f"method.validation_every={validation_every!r}: must be a whole number, 1 or more")
-        super().__init__(space, seed, meta_optimizer, meta_step, l2_granularity)
+        super().__init__(space, seed, meta_optimizer, meta_step)
         self.validation_every = validation_every
 
     def hypergradient(

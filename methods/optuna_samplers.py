@@ -1,4 +1,5 @@
-"""Optuna's samplers as methods: TPE (``optuna_tpe``) and Optuna's GP (``optuna_gp``).
+"""Optuna's samplers as methods: TPE (``optuna_tpe``), Optuna's GP (``optuna_gp``) and CMA-ES
+(``cmaes``).
 
 These are what practitioners run today, and TPE is the optimiser Yogatama et al. (2015) tuned
 their text representations with. They run through Optuna's ask-and-tell interface on an
@@ -32,6 +33,7 @@ import math
 import warnings
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
@@ -159,6 +161,65 @@ class OptunaGP(OptunaSampler):
             return optuna.samplers.GPSampler(
                 seed=self.rng_seed(), n_startup_trials=0, deterministic_objective=self.deterministic
             )
+
+
+class OptunaCmaEs(OptunaSampler):
+    """``optuna.samplers.CmaEsSampler`` (Hansen 2016; the ``cmaes`` package): CMA-ES, the
+    evolution strategy made for many continuous variables, through Optuna.
+
+    Start. CMA-ES learns from the generations it samples itself, not from trials handed to it, so
+    the shared Sobol design (evaluated first, as for every model-based method) gives it its start:
+    the mean of the first generation is the design's best configuration (``x0``), and the design
+    trials are in the study but not in CMA-ES's updates. ``n_initial`` = 1 starts CMA-ES from one
+    design point, the space's first Sobol point.
+
+    Options are CMA-ES's own: ``sigma0`` (the initial step size in the sampler's normalised
+    coordinates, log scale where declared; null: Optuna's min range / 6), ``popsize`` (null:
+    4 + floor(3 ln d)), ``use_separable_cma`` (a diagonal covariance, sep-CMA-ES: linear in d per
+    generation, the usual choice for hundreds of variables), ``lr_adapt`` (learning-rate
+    adaptation, Nomura et al. 2023, for noisy or multimodal objectives). A categorical entry is
+    sampled at random (``RandomSampler``): CMA-ES has no model of it.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int,
+        n_initial: int | None = None,
+        sigma0: float | None = None,
+        popsize: int | None = None,
+        use_separable_cma: bool = False,
+        lr_adapt: bool = False,
+    ) -> None:
+        if sigma0 is not None and not sigma0 > 0:
+            raise BenchError(f"method.sigma0={sigma0}: must be positive, or null for Optuna's default")
+        if popsize is not None and not (isinstance(popsize, int) and popsize >= 2):
+            raise BenchError(f"method.popsize={popsize!r}: must be a whole number of at least 2, or null")
+        self.options = {"sigma0": sigma0, "popsize": popsize, "use_separable_cma": use_separable_cma}
+        self.options["lr_adapt"] = lr_adapt
+        self.started = False  # the study is made again once the design is in: x0 is its best point
+        super().__init__(space, seed, n_initial)
+
+    def sampler(self, x0: dict[str, Any] | None = None) -> optuna.samplers.BaseSampler:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.CmaEsSampler(
+                x0=x0,
+                seed=self.rng_seed(),
+                n_startup_trials=0,
+                independent_sampler=optuna.samplers.RandomSampler(seed=self.rng_seed()),
+                warn_independent_sampling=False,
+                **self.options,
+            )
+
+    def propose(self, n: int, pending: list[Config]) -> list[Config]:
+        if not self.started:
+            targets = self.targets()
+            best = self.configs[int(np.argmin(targets))]
+            x0 = {dim.name: best[dim.name] for dim in self.space.dimensions if not isinstance(dim, Categorical)}
+            self.study = optuna.create_study(direction="minimize", sampler=self.sampler(x0))
+            self.synced, self.started = 0, True
+        return super().propose(n, pending)
 
 
 def _distribution(dim: Any) -> BaseDistribution:

@@ -33,7 +33,7 @@ import torch
 from bench.errors import BenchError
 from bench.protocols import Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
-from bench.training import L2_GRANULARITIES, BatchSchedule, check_granularity, torch_dtype
+from bench.training import L2_GRANULARITIES, BatchSchedule, check_granularity, torch_dtype, weight_groups
 from tasks.bikeshare_data import PYPI_REQUIREMENT, UCI_URL, load_hour, udacity_splits
 
 HYPERPARAMETERS = ("iterations", "learning_rate", "hidden_nodes")
@@ -57,6 +57,7 @@ class BikeshareTask:
         dtype: str = "float32",
         uci_url: str = UCI_URL,
         pypi_requirement: str = PYPI_REQUIREMENT,
+        l2_granularity: str = "universal",
     ) -> None:
         missing = [name for name in HYPERPARAMETERS if name not in space.names]
         extra = [name for name in space.names if name not in HYPERPARAMETERS and name not in OPTIONAL]
@@ -67,7 +68,14 @@ class BikeshareTask:
             )
         if batch_size < 1:
             raise BenchError(f"task.batch_size={batch_size}: must be a positive whole number")
-        self.space = space
+        self.l2_granularity = check_granularity(l2_granularity, "task.l2_granularity")
+        if l2_granularity != "universal" and "l2" not in space.names:
+            raise BenchError(f"task.l2_granularity={l2_granularity}: the space declares no l2 to group")
+        if l2_granularity not in ("universal", "per_layer") and "hidden_nodes" not in space.fixed:
+            raise BenchError(
+                f"task.l2_granularity={l2_granularity}: the groups depend on the hidden units, which the space tunes; "
+                f"fix them, e.g. +task.space.hidden_nodes.fixed={space.default['hidden_nodes']}"
+            )
         self.device = torch.device(device)
         self.dtype = torch_dtype(dtype)
         self.batch_size = batch_size
@@ -82,6 +90,23 @@ class BikeshareTask:
         self.train = (tensor(s.train_x), tensor(s.train_y))
         self.validation = (tensor(s.validation_x), tensor(s.validation_y))
         self.test = (tensor(s.test_x), tensor(s.test_y))
+        hidden = space.default["hidden_nodes"]
+        self.space = space if l2_granularity == "universal" else space.grouped("l2", self.groups(hidden)[1])
+
+    def groups(
+        self, hidden_nodes: int, l2_granularity: str | None = None
+    ) -> tuple[list[torch.Tensor], tuple[str, ...]]:
+        """The L2 groups of W_ih (56 x h) and w_ho (h x 1) (``bench.training.weight_groups``)."""
+        matrices = [("input_hidden", self.train[0].shape[1], hidden_nodes), ("hidden_output", hidden_nodes, 1)]
+        return weight_groups(l2_granularity or self.l2_granularity, matrices)
+
+    def penalties(self, config: Config) -> float | tuple[torch.Tensor, torch.Tensor]:
+        """The L2 coefficient the training applies: one number, or each weight's, shaped as (W_ih, w_ho)."""
+        if self.l2_granularity == "universal":
+            return config["l2"]
+        (first, second), _ = self.groups(config["hidden_nodes"])
+        l2 = torch.tensor([config[name] for name in self.space.members("l2")], dtype=self.dtype, device=self.device)
+        return l2[first.to(self.device)].reshape(-1, config["hidden_nodes"]), l2[second.to(self.device)]
 
     def evaluate(self, config: Config, seed: int) -> Evaluation:
         config = {**OPTIONAL, **config}
@@ -90,7 +115,7 @@ class BikeshareTask:
             hidden_nodes=config["hidden_nodes"],
             learning_rate=config["learning_rate"],
             momentum=config["momentum"],
-            l2=config["l2"],
+            l2=self.penalties(config),
             iterations=config["iterations"],
             schedule=self.schedule(seed),
             generator=torch.Generator(device=self.device).manual_seed(seed),
@@ -103,7 +128,8 @@ class BikeshareTask:
         configs = [{**OPTIONAL, **config} for config in configs]
         evaluations: list[Evaluation | None] = [None] * len(configs)
         for group in similar_shapes(configs):
-            if len(group) < SMALLEST_BATCH:  # too few to share the steps' fixed cost: one at a time is faster
+            # too few to share the steps' fixed cost, or a grouped L2 penalty: one at a time
+            if len(group) < SMALLEST_BATCH or self.l2_granularity != "universal":
                 for i in group:
                     evaluations[i] = self.evaluate(configs[i], seeds[i])
                 continue
@@ -146,13 +172,15 @@ class BikeshareTask:
             },
         )
 
-    def training_problem(self, config: Config, seed: int, l2_granularity: str = "universal") -> TrainingProblem:
+    def training_problem(self, config: Config, seed: int, l2_granularity: str | None = None) -> TrainingProblem:
         """``evaluate(config, seed)``'s training as pure functions of w = [W_ih (56 x h) row-major, w_ho (h)].
 
-        L2 groups: ``universal`` one; ``per_layer`` W_ih and w_ho; ``per_unit`` one per input unit
-        of each layer (56 rows of W_ih, then the h hidden units feeding w_ho).
+        L2 groups (``bench.training.weight_groups``; default the task's ``l2_granularity``, whose
+        groups are the space's): ``universal`` one; ``per_layer`` W_ih and w_ho; ``blocks_K`` each
+        matrix's input units in K blocks; ``per_unit`` one per input unit of each layer (56 rows of
+        W_ih, then the h hidden units feeding w_ho).
         """
-        check_granularity(l2_granularity)
+        check_granularity(l2_granularity or self.l2_granularity)
         n_in, h = self.train[0].shape[1], config["hidden_nodes"]
         generator = torch.Generator(device=self.device).manual_seed(seed)
         w_ih, w_ho = init_weights(n_in, h, generator, self.train[0])
@@ -172,14 +200,8 @@ class BikeshareTask:
         def validation_loss(w: torch.Tensor) -> torch.Tensor:
             return ((predict(unflatten(w), self.validation[0]) - self.validation[1]) ** 2).mean()
 
-        input_unit = torch.arange(n_in, device=self.device).repeat_interleave(h)
-        if l2_granularity == "universal":
-            groups, names = torch.zeros(n_in * h + h, dtype=torch.long), ("all",)
-        elif l2_granularity == "per_layer":
-            groups, names = torch.cat([torch.zeros(n_in * h), torch.ones(h)]).long(), ("input_hidden", "hidden_output")
-        else:
-            groups = torch.cat([input_unit, n_in + torch.arange(h, device=self.device)]).long()
-            names = tuple(f"input_{i}" for i in range(n_in)) + tuple(f"hidden_{j}" for j in range(h))
+        pieces, names = self.groups(h, l2_granularity)
+        groups = torch.cat(pieces)
         return TrainingProblem(
             w0=torch.cat([w_ih.reshape(-1), w_ho]),
             steps=config["iterations"],
@@ -252,16 +274,18 @@ def momentum_step(
     y: torch.Tensor,
     learning_rate: float,
     momentum: float,
-    l2: float,
+    l2: float | tuple[torch.Tensor, torch.Tensor],
 ) -> None:
-    """One momentum-SGD step on 0.5 * MSE + 0.5 * l2 * |w|^2, in place (gradients by hand)."""
+    """One momentum-SGD step on 0.5 * MSE + 0.5 * l2 * |w|^2, in place (gradients by hand); ``l2``
+    one coefficient, or one per weight shaped as (W_ih, w_ho) (``BikeshareTask.penalties``)."""
+    l2_ih, l2_ho = (l2, l2) if isinstance(l2, float | int) else l2
     w_input_hidden, w_hidden_output = weights
     hidden = torch.sigmoid(x @ w_input_hidden)
     error = y - hidden @ w_hidden_output
     hidden_error_term = error[:, None] * w_hidden_output * hidden * (1 - hidden)
     gradients = (
-        -(x.T @ hidden_error_term) / len(y) + l2 * w_input_hidden,
-        -(hidden.T @ error) / len(y) + l2 * w_hidden_output,
+        -(x.T @ hidden_error_term) / len(y) + l2_ih * w_input_hidden,
+        -(hidden.T @ error) / len(y) + l2_ho * w_hidden_output,
     )
     for w, v, g in zip(weights, velocity, gradients, strict=True):
         v.mul_(momentum).add_(g, alpha=-(1 - momentum))
@@ -278,7 +302,7 @@ def train_mlp(
     schedule: BatchSchedule,
     generator: torch.Generator,
     momentum: float = 0.0,
-    l2: float = 0.0,
+    l2: float | tuple[torch.Tensor, torch.Tensor] = 0.0,
 ) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, int]:
     """Train from a fresh initialisation (weights from ``generator``, batches from ``schedule``);
     returns (weights, steps), weights None if they diverged. With momentum 0 and l2 0 each step is

@@ -27,7 +27,15 @@ import torch.nn.functional as F
 from bench.errors import BenchError
 from bench.protocols import Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
-from bench.training import L2_GRANULARITIES, BatchSchedule, check_granularity, momentum_sgd, torch_dtype
+from bench.training import (
+    L2_GRANULARITIES,
+    BatchSchedule,
+    check_granularity,
+    momentum_sgd,
+    penalty,
+    torch_dtype,
+    weight_groups,
+)
 from tasks.mnist_data import MNIST_URL, load_images
 
 HYPERPARAMETERS = ("iterations", "learning_rate", "momentum", "l2")
@@ -50,12 +58,13 @@ class MnistMLPTask:
         batch_size: int = 50,
         dtype: str = "float32",
         url: str = MNIST_URL,
+        l2_granularity: str = "universal",
     ) -> None:
         if sorted(space.names) != sorted(HYPERPARAMETERS):
             raise BenchError(f"task.space for mnist_mlp must declare exactly {', '.join(HYPERPARAMETERS)}")
         if batch_size < 1 or not layers or min(layers) < 1:
             raise BenchError(f"task.batch_size={batch_size}, task.layers={list(layers)}: give positive whole numbers")
-        self.space = space
+        self.l2_granularity = check_granularity(l2_granularity, "task.l2_granularity")
         self.device = torch.device(device)
         self.dtype = torch_dtype(dtype)
         self.batch_size = batch_size
@@ -69,12 +78,23 @@ class MnistMLPTask:
         self.train, self.validation, self.test = (
             tensors(s) for s in (self.images.train, self.images.validation, self.images.test)
         )
+        self.space = space.grouped("l2", self.groups()[1])  # one l2 entry per group; universal: l2 itself
+
+    def groups(self, l2_granularity: str | None = None) -> tuple[list[torch.Tensor], tuple[str, ...]]:
+        """The L2 groups of the weight matrices ``layer_0`` .. (``bench.training.weight_groups``)."""
+        shapes = zip(self.sizes[:-1], self.sizes[1:], strict=True)
+        layers = [(f"layer_{k}", n_in, n_out) for k, (n_in, n_out) in enumerate(shapes)]
+        return weight_groups(l2_granularity or self.l2_granularity, layers)
+
+    def l2(self, configs: Sequence[Config]) -> torch.Tensor:
+        """``(q, G)``: each configuration's L2 penalty per group, in the space's order."""
+        names = self.space.members("l2")
+        return torch.tensor([[float(c[n]) for n in names] for c in configs], dtype=self.dtype, device=self.device)
 
     # ------------------------------------------------------------------ protocol
     def evaluate(self, config: Config, seed: int) -> Evaluation:
         problem = self.training_problem(config, seed)
-        l2 = torch.tensor([config["l2"]], dtype=self.dtype, device=self.device)
-        w_final, _, _ = momentum_sgd(problem, config["learning_rate"], config["momentum"], l2)
+        w_final, _, _ = momentum_sgd(problem, config["learning_rate"], config["momentum"], self.l2([config])[0])
         return replace(problem.score(w_final), cost_steps=problem.steps)
 
     def evaluate_batch(self, configs: Sequence[Config], seeds: Sequence[int]) -> list[Evaluation]:
@@ -88,8 +108,8 @@ class MnistMLPTask:
         def column(name: str) -> torch.Tensor:
             return torch.tensor([float(config[name]) for config in configs], **like)[:, None]  # (q, 1)
 
-        learning_rate, momentum, l2 = column("learning_rate"), column("momentum"), column("l2")
-        lam = l2 * (problems[0].l2_groups >= 0)  # (q, P): the universal penalty on weights, none on biases
+        learning_rate, momentum = column("learning_rate"), column("momentum")
+        lam = torch.stack([penalty(problems[0], l2) for l2 in self.l2(configs)])  # (q, P); biases: none
         lengths = torch.tensor([problem.steps for problem in problems], device=self.device)
         w = torch.stack([problem.w0 for problem in problems])
         v = torch.zeros_like(w)
@@ -109,31 +129,21 @@ class MnistMLPTask:
             done += rows.shape[1]
         return [replace(problem.score(w[i]), cost_steps=problem.steps) for i, problem in enumerate(problems)]
 
-    def training_problem(self, config: Config, seed: int, l2_granularity: str = "universal") -> TrainingProblem:
-        """w = [W_1 (in x out) row-major, b_1, W_2, b_2, ...]. L2 groups: ``universal`` one for all
-        weights; ``per_layer`` one per weight matrix; ``per_unit`` one per input unit of each layer
-        (784 + 50 + 50 + 50 = 934 for MNIST, as the authors); biases never penalised."""
-        check_granularity(l2_granularity)
+    def training_problem(self, config: Config, seed: int, l2_granularity: str | None = None) -> TrainingProblem:
+        """w = [W_1 (in x out) row-major, b_1, W_2, b_2, ...]. L2 groups (default the task's
+        ``l2_granularity``, whose groups are the space's): ``universal`` one for all weights;
+        ``per_layer`` one per weight matrix; ``blocks_K`` each matrix's input units in K contiguous
+        blocks; ``per_unit`` one per input unit of each layer (784 + 50 + 50 + 50 = 934 for MNIST, as
+        the authors); biases never penalised."""
+        weight_pieces, names = self.groups(l2_granularity)
         generator = torch.Generator(device=self.device).manual_seed(seed)
         pieces, groups = [], []
-        unit_offset = 0
-        for layer, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
+        shapes = zip(self.sizes[:-1], self.sizes[1:], strict=True)
+        for (n_in, n_out), weight_groups_ in zip(shapes, weight_pieces, strict=True):
             options = {"dtype": self.dtype, "device": self.device}
             pieces.append(torch.randn(n_in, n_out, generator=generator, **options).reshape(-1) / math.sqrt(n_in))
             pieces.append(torch.zeros(n_out, **options))
-            if l2_granularity == "universal":
-                weight_groups = torch.zeros(n_in * n_out)
-            elif l2_granularity == "per_layer":
-                weight_groups = torch.full((n_in * n_out,), layer)
-            else:
-                weight_groups = unit_offset + torch.arange(n_in).repeat_interleave(n_out)
-            groups += [weight_groups.long(), torch.full((n_out,), -1).long()]
-            unit_offset += n_in
-        names = {
-            "universal": ("all",),
-            "per_layer": tuple(f"layer_{k}" for k in range(len(self.sizes) - 1)),
-            "per_unit": tuple(f"layer_{k}_input_{i}" for k, n in enumerate(self.sizes[:-1]) for i in range(n)),
-        }[l2_granularity]
+            groups += [weight_groups_, torch.full((n_out,), -1).long()]
         schedule = BatchSchedule(len(self.train[1]), self.batch_size, seed, self.device)
         x, y = self.train
 

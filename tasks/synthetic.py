@@ -11,9 +11,11 @@ The objective is f(x) plus optional Gaussian noise (``noise_std``, drawn from th
 the test metric is the noise-free simple regret f(x) - f*, so a run's incumbent, chosen on noisy
 values, is scored by its true regret. The noise-free value f(x) is recorded with the test metrics
 (``test.value``), where no method sees it: with noise, it is the answer a method must not be told.
-``cost_seconds`` simulates an expensive evaluation: it is the cost reported for every evaluation
-and counted against ``budget.seconds``. An evaluation counts as one training step, so a budget in
-``train_steps`` is a number of function evaluations here.
+``dimensions`` embeds the function in more dimensions: the space gets inputs x(k+1) .. xD declared
+as x1 is, which the function ignores (the usual test of high-dimensional methods, as in Wang et al.
+2016 and Eriksson and Jankowiak 2021). ``cost_seconds`` simulates an expensive evaluation: it is the
+cost reported for every evaluation and counted against ``budget.seconds``. An evaluation counts as
+one training step, so a budget in ``train_steps`` is a number of function evaluations here.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class SyntheticTask:
         function: str = "hartmann6",
         noise_std: float = 0.0,
         cost_seconds: float | None = None,
+        dimensions: int | None = None,
     ) -> None:
         if function not in FUNCTIONS:
             raise BenchError(f"task.function={function!r}: allowed: {', '.join(FUNCTIONS)}")
@@ -86,6 +89,15 @@ class SyntheticTask:
             raise BenchError(
                 f"task.space for {function} must declare {', '.join(self.inputs)} in order; got {space.names}"
             )
+        if dimensions is not None and not (isinstance(dimensions, int) and dimensions >= dimension):
+            raise BenchError(
+                f"task.dimensions={dimensions!r}: must be a whole number of at least {dimension} ({function}'s own "
+                "inputs), or null for just those"
+            )
+        self.dimensions = dimensions or dimension
+        if self.dimensions > dimension:  # inputs the function ignores: x7 .. xD, each declared as x1 is
+            extra = [f"x{i}" for i in range(dimension + 1, self.dimensions + 1)]
+            space = space.extended(self.inputs[0], extra)
         if not noise_std >= 0:
             raise BenchError(f"task.noise_std={noise_std}: must be zero or more")
         if cost_seconds is not None and not cost_seconds >= 0:
@@ -107,6 +119,7 @@ class SyntheticTask:
     def describe(self) -> dict[str, Any]:
         return {
             "function": self.name,
+            "dimensions": self.dimensions,
             "minimum": self.minimum,
             "noise_std": self.noise_std,
             "cost_seconds": self.cost_seconds,

@@ -47,9 +47,18 @@ import torch.nn.functional as F
 from bench.errors import BenchError
 from bench.protocols import Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
-from bench.training import L2_GRANULARITIES, BatchSchedule, check_granularity, momentum_sgd, torch_dtype
+from bench.training import (
+    L2_GRANULARITIES,
+    BatchSchedule,
+    check_granularity,
+    momentum_sgd,
+    torch_dtype,
+    weight_groups,
+)
 from tasks.text_data import SPLIT_SHARES, load_corpus
 
+ARCHITECTURE = ("cell", "layers", "hidden_units", "embedding_size")
+"""The hyperparameters that shape the weights: fixed in the space when the L2 penalty is grouped."""
 HYPERPARAMETERS = (
     "cell",
     "embedding_size",
@@ -175,6 +184,7 @@ class TextRNNTask:
         max_vocabulary: int = 10000,
         min_count: int = 2,
         dtype: str = "float32",
+        l2_granularity: str = "universal",
     ) -> None:
         if sorted(space.names) != sorted(HYPERPARAMETERS):
             raise BenchError(f"task.space for text_rnn must declare exactly {', '.join(HYPERPARAMETERS)}")
@@ -186,7 +196,15 @@ class TextRNNTask:
         unknown = [c for c in choices if c not in CELLS]
         if unknown:
             raise BenchError(f"task.space.cell: {unknown} are not cells; allowed: {', '.join(CELLS)}")
-        self.space, self.device, self.dtype = space, torch.device(device), torch_dtype(dtype)
+        self.l2_granularity = check_granularity(l2_granularity, "task.l2_granularity")
+        free = [name for name in ARCHITECTURE if name not in space.fixed]
+        if l2_granularity != "universal" and free:
+            fixes = " ".join(f"+task.space.{name}.fixed={space.default[name]!r}" for name in free)
+            raise BenchError(
+                f"task.l2_granularity={l2_granularity}: the groups depend on the network, whose {', '.join(free)} "
+                f"the space tunes; fix them, e.g. {fixes}"
+            )
+        self.device, self.dtype = torch.device(device), torch_dtype(dtype)
         self.max_length, self.max_vocabulary, self.min_count = max_length, max_vocabulary, min_count
         self.corpus = load_corpus(dataset)
         texts = {split: self.corpus.part(split) for split in SPLITS}
@@ -204,11 +222,20 @@ class TextRNNTask:
         sample = np.random.default_rng(TRAIN_SAMPLE_SEED).permutation(len(texts["train"][1]))[:TRAIN_SAMPLE]
         rows = torch.as_tensor(np.sort(sample), device=self.device)
         self.data["train_sample"] = tuple(tensor[rows] for tensor in self.data["train"])
+        shapes = layout(space.default, len(self.vocabulary) + 2, self.classes)
+        self.space = space.grouped("l2", self.groups(shapes)[1])  # one l2 entry per group; universal: l2 itself
+
+    def groups(
+        self, shapes: list[tuple[str, tuple[int, ...]]], l2_granularity: str | None = None
+    ) -> tuple[list[torch.Tensor], tuple[str, ...]]:
+        """The L2 groups of the weight matrices of ``layout`` (``bench.training.weight_groups``)."""
+        matrices = [(name, *shape) for name, shape in shapes if len(shape) == 2]
+        return weight_groups(l2_granularity or self.l2_granularity, matrices)
 
     # ------------------------------------------------------------------ protocol
     def evaluate(self, config: Config, seed: int) -> Evaluation:
         problem = self.training_problem(config, seed)
-        l2 = torch.tensor([config["l2"]], dtype=self.dtype, device=self.device)
+        l2 = torch.tensor([config[name] for name in self.space.members("l2")], dtype=self.dtype, device=self.device)
         w_final, _, _ = momentum_sgd(problem, config["learning_rate"], config["momentum"], l2)
         return replace(problem.score(w_final), cost_steps=problem.steps)
 
@@ -216,11 +243,12 @@ class TextRNNTask:
         """Training steps: ``epochs`` passes' worth of batches over the training split."""
         return max(1, round(config["epochs"] * len(self.data["train"][2]) / config["batch_size"]))
 
-    def training_problem(self, config: Config, seed: int, l2_granularity: str = "universal") -> TrainingProblem:
+    def training_problem(self, config: Config, seed: int, l2_granularity: str | None = None) -> TrainingProblem:
         """``evaluate(config, seed)``'s training as pure functions of the flat weights (``layout``).
-        L2 groups (biases never penalised): ``universal`` one for every weight matrix; ``per_layer``
-        one per matrix; ``per_unit`` one per input unit (row) of each matrix."""
-        check_granularity(l2_granularity)
+        L2 groups (biases never penalised; default the task's ``l2_granularity``, whose groups are
+        the space's): ``universal`` one for every weight matrix; ``per_layer`` one per matrix;
+        ``blocks_K`` each matrix's input units (rows) in K contiguous blocks; ``per_unit`` one per
+        input unit (row) of each matrix."""
         shapes = layout(config, len(self.vocabulary) + 2, self.classes)
         w0, groups, names = self._initial(shapes, seed, l2_granularity)
         cell, layers = config["cell"], config["layers"]
@@ -284,34 +312,23 @@ class TextRNNTask:
         )
 
     def _initial(
-        self, shapes: list[tuple[str, tuple[int, ...]]], seed: int, l2_granularity: str
+        self, shapes: list[tuple[str, tuple[int, ...]]], seed: int, l2_granularity: str | None
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
         """Initial weights ``(P,)`` as PyTorch initialises them, each weight's L2 group and the names."""
         generator = torch.Generator(device=self.device).manual_seed(seed)
         options = {"dtype": self.dtype, "device": self.device, "generator": generator}
         bound = 1 / math.sqrt(dict(shapes)["output.w"][0])  # recurrent and output layers: 1/sqrt(hidden units)
-        pieces, groups, names = [], [], []
+        matrix_groups, names = self.groups(shapes, l2_granularity)
+        pieces, groups, matrices = [], [], iter(matrix_groups)
         for name, shape in shapes:
             if name == "embedding":
                 piece = torch.randn(shape, **options)
             else:
                 piece = (torch.rand(shape, **options) * 2 - 1) * bound
             pieces.append(piece.reshape(-1))
-            if len(shape) == 1:  # a bias: no penalty
-                groups.append(torch.full((shape[0],), -1))
-                continue
-            rows, columns = shape
-            if l2_granularity == "universal":
-                groups.append(torch.zeros(rows * columns))
-                names = ["all"]
-            elif l2_granularity == "per_layer":
-                groups.append(torch.full((rows * columns,), len(names)))
-                names.append(name)
-            else:
-                groups.append(len(names) + torch.arange(rows).repeat_interleave(columns))
-                names += [f"{name}.row_{i}" for i in range(rows)]
+            groups.append(torch.full((shape[0],), -1) if len(shape) == 1 else next(matrices))  # biases: no penalty
         groups_tensor = torch.cat(groups).long().to(self.device)
-        return torch.cat(pieces), groups_tensor, tuple(names)
+        return torch.cat(pieces), groups_tensor, names
 
     def describe(self) -> dict[str, Any]:
         return {

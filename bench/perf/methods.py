@@ -2,6 +2,7 @@
 
     python -m bench.perf methods [--json FILE] [--sizes 10,50,100,200] [--repeats 5]
                                  [--methods random,gp_ei,gp_ts,skopt_gp] [--task hartmann6]
+                                 [--dims 4,64,512]
 
 Each method runs through the real runner on the task (hartmann6 by default, a cheap function, so
 the time is the method's) until it holds ``max(sizes) + repeats`` observations; the runner records
@@ -11,6 +12,11 @@ timed ask is a model suggestion (fit included), not a point of the initial desig
 Markdown table; ``--json`` writes one record per (method, n) with ``method``, ``n_observations``,
 ``ask_seconds_median`` and the raw seconds. Timings are wall-clock on this machine with
 ``--torch-threads`` threads (default 1).
+
+``--dims D1,D2,..``: the same against the number of hyperparameters too. The task (``--task``,
+here branin by default) is embedded in each D dimensions (``task.dimensions``: inputs the function
+ignores), and the table has one column per (D, n); the records add ``dimensions``. Every
+black-box method runs by default (``DIM_METHODS``).
 """
 
 from __future__ import annotations
@@ -30,26 +36,37 @@ from bench.runner import RunSettings, run
 
 HELP = "median seconds per ask() against the number of observations"
 METHODS = ("random", "gp_ei", "gp_ts", "skopt_gp")
+DIM_METHODS = ("random", "gp_ei", "gp_ts", "skopt_gp", "optuna_tpe", "optuna_gp", "cmaes")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, help="also write the records to this file")
     parser.add_argument("--sizes", default="10,50,100,200", help="observation counts (default 10,50,100,200)")
     parser.add_argument("--repeats", type=int, default=5, help="asks timed per size (default 5)")
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"default {','.join(METHODS)}")
-    parser.add_argument("--task", default="hartmann6", help="task to run on (default hartmann6)")
+    parser.add_argument("--methods", help=f"default {','.join(METHODS)}; with --dims {','.join(DIM_METHODS)}")
+    parser.add_argument("--task", help="task to run on (default hartmann6; with --dims branin)")
+    parser.add_argument("--dims", help="numbers of hyperparameters, e.g. 4,64,512 (the task embedded in each)")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads (default 1)")
 
 
-def method_overhead(method: str, task: str, sizes: list[int], repeats: int, seed: int = 0) -> list[dict]:
+def method_overhead(
+    method: str, task: str, sizes: list[int], repeats: int, seed: int = 0, dimensions: int | None = None
+) -> list[dict]:
     """One record per n in ``sizes``: the median seconds of ``repeats`` asks made with n.. observations."""
-    cfg = compose_config([f"task={task}", f"method={method}", f"seed={seed}"])
+    embedded = [] if dimensions is None else [f"task.dimensions={dimensions}"]
+    cfg = compose_config([f"task={task}", f"method={method}", f"seed={seed}", *embedded])
     if "n_initial" in cfg.method:
         cfg.method.n_initial = min(sizes)
     experiment = build(cfg)
     budget = Budget(evaluations=max(sizes) + repeats)
     result = run(
-        experiment.task, experiment.method, budget, seed, RunSettings(incumbent_repeats=0), progress=True, label=method
+        experiment.task,
+        experiment.method,
+        budget,
+        seed,
+        RunSettings(incumbent_repeats=0),
+        progress=True,
+        label=method if dimensions is None else f"{method}, d={dimensions}",
     )
     records = []
     for n in sizes:
@@ -61,15 +78,18 @@ def method_overhead(method: str, task: str, sizes: list[int], repeats: int, seed
                 "ask_seconds_median": statistics.median(seconds),
                 "ask_seconds": seconds,
                 "task": task,
+                "dimensions": len(experiment.task.space),
                 "torch_threads": torch.get_num_threads(),
             }
         )
     return records
 
 
-def table(records: list[dict]) -> str:
-    frame = pd.DataFrame(records).pivot(index="method", columns="n_observations", values="ask_seconds_median")
-    frame.columns = [f"n={n}" for n in frame.columns]
+def table(records: list[dict], by_dimension: bool = False) -> str:
+    columns = ["dimensions", "n_observations"] if by_dimension else "n_observations"
+    frame = pd.DataFrame(records).pivot(index="method", columns=columns, values="ask_seconds_median")
+    frame = frame.reindex(list(dict.fromkeys(r["method"] for r in records)))  # the order asked for
+    frame.columns = [f"d={c[0]}, n={c[1]}" if by_dimension else f"n={c}" for c in frame.columns]
     return frame.map(lambda s: f"{s:.3f}").to_markdown()
 
 
@@ -77,12 +97,17 @@ def main(args: argparse.Namespace) -> int:
     sizes = whole_numbers(args.sizes, "--sizes")
     at_least(repeats=args.repeats, torch_threads=args.torch_threads)
     torch.set_num_threads(args.torch_threads)
+    dims = whole_numbers(args.dims, "--dims") if args.dims else [None]
+    task = args.task or ("hartmann6" if args.dims is None else "branin")
+    methods = (args.methods or ",".join(METHODS if args.dims is None else DIM_METHODS)).split(",")
     records = []
-    for method in args.methods.split(","):
-        records.extend(method_overhead(method, args.task, sizes, args.repeats))
+    for dimensions in dims:
+        for method in methods:
+            records.extend(method_overhead(method, task, sizes, args.repeats, dimensions=dimensions))
+    embedded = "" if args.dims is None else f" embedded in d = {args.dims} dimensions"
     print(
-        f"\nMedian seconds per ask() on {args.task}, {args.repeats} asks per size, "
+        f"\nMedian seconds per ask() on {task}{embedded}, {args.repeats} asks per size, "
         f"{args.torch_threads} torch thread(s), {provenance()['platform']}:\n"
     )
-    print(table(records))
+    print(table(records, by_dimension=args.dims is not None))
     return write_records(records, args.json)
