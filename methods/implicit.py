@@ -26,8 +26,10 @@ penalty's diagonal. A minibatch Hessian with fewer rows than weights is singular
 and near but not at a minimum it can be indefinite: the approximate inverse is what the paper
 uses, not H^-1 of the whole training loss. Only the L2 penalties can be tuned this way: the learning rate and momentum
 change the path to the optimum, not the optimum, so a space that leaves them free is refused.
-Cost in training steps: T forward steps and ``HVP_STEPS`` per Hessian-vector product, as the
-other members of the family count them; memory O(P), whatever T.
+The products share one graph of the training gradient at w_T (``hessian_operator``), so each is one
+backward pass through it, about one training step on the bikeshare MLP (``python -m bench.perf
+hypergrad``). Cost in training steps: T forward steps and ``HVP_STEPS`` per Hessian-vector product,
+as the other members of the family count them; memory O(P), whatever T.
 """
 
 from __future__ import annotations
@@ -52,10 +54,26 @@ def hessian_operator(problem: TrainingProblem, w: torch.Tensor, lam: torch.Tenso
     """``d -> H d``: the penalised training loss's Hessian at ``w`` on ``batch``, ``lam`` the
     per-weight L2 coefficients (``bench.training.penalty``)."""
 
-    def product(direction: torch.Tensor) -> torch.Tensor:
-        return gradient_and_hvp(problem, w, batch, direction, hvp)[1] + lam * direction
+    if hvp != "autograd":
 
-    return product
+        def product(direction: torch.Tensor) -> torch.Tensor:
+            return gradient_and_hvp(problem, w, batch, direction, hvp)[1] + lam * direction
+
+        return product
+    # H is one fixed operator here (one w, one batch): the gradient's graph is built once and each
+    # product is one backward pass through it, not a forward pass and two backward passes.
+    with torch.enable_grad():
+        leaf = w.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(problem.train_loss(leaf, batch), leaf, create_graph=True)
+
+    def retained(direction: torch.Tensor) -> torch.Tensor:
+        if not g.requires_grad:  # the loss is linear in w: no curvature
+            return lam * direction
+        with torch.enable_grad():
+            (h,) = torch.autograd.grad(g, leaf, direction, retain_graph=True, allow_unused=True)
+        return (torch.zeros_like(w) if h is None else h) + lam * direction
+
+    return retained
 
 
 def neumann(product: Any, vector: torch.Tensor, terms: int, step: float) -> torch.Tensor:

@@ -10,18 +10,24 @@ product instead of double backward), truncated reverse mode over the last K = T/
 steps, implicit differentiation with i = 20 Neumann terms, one online-adapted training run (a
 validation gradient every 10 steps), forward mode (four tangents) and exact reverse mode (every w_t
 stored). Each (method, T) runs in a fresh process (``python -m bench.perf hypergrad-one``), so one
-measurement's memory cannot leak into the next; seconds are the median of ``repeats`` runs. Peak
-memory (``peak_bytes``): on a GPU, ``torch.cuda.max_memory_allocated`` during the runs (bytes held
-by tensors, the data on the device included); on a CPU, the process's resident-set high-water mark
-during the runs (Linux ``VmHWM``, reset through ``/proc/self/clear_refs`` just before them), so
-interpreter, libraries and data are included. ``peak_above_start_bytes`` subtracts what was held
-just before the runs: the memory the computation itself added (on a CPU it moves in pages and
-allocator arenas, so values below about 1 MB are noise). The reverse-step column checks the unit of
+measurement's memory cannot leak into the next. Seconds are the median of ``repeats`` runs, a run
+shorter than ``MIN_REPEAT_SECONDS`` = 0.5 s timed as the mean of enough back-to-back calls to last
+that long (at T = 100 a call takes about 50 ms). Each run is timed beside a plain-training run of
+the same T in the same process, and the ratio to training (``seconds_over_training``) is the median
+of those pairs' ratios: on a shared machine the speed drifts by 10-20% between processes, which a
+ratio of separate processes would carry. Peak memory (``peak_bytes``): on a GPU,
+``torch.cuda.max_memory_allocated`` during the runs (bytes held by tensors, the data on the device
+included); on a CPU, the process's resident-set high-water mark during the runs (Linux ``VmHWM``,
+reset through ``/proc/self/clear_refs`` just before them), so interpreter, libraries and data are
+included. ``peak_above_start_bytes`` subtracts what was held just before the runs: the memory the
+computation itself added (on a CPU it moves in pages and allocator arenas, so values below about 1
+MB are noise). The reverse-step column checks the unit of
 the step budget: the seconds a hypergradient adds to plain training per reverse step (a gradient and
 a Hessian-vector product, K of them) over the seconds of one training step. The budget counts a
 reverse step as ``HVP_STEPS`` = 2 training steps (methods/drmad.py). The JSON holds one record per
 (method, T) with ``method``, ``T``, ``K``, ``seconds``, ``peak_bytes``, ``peak_above_start_bytes``,
-``seconds_over_training`` and ``reverse_step_over_training_step``.
+``training_seconds`` (its paired training runs), ``seconds_over_training`` and
+``reverse_step_over_training_step``.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -42,6 +49,9 @@ import torch
 
 from bench.perf.common import at_least, fail, hypergradient_experiment, progress, whole_numbers, write_records
 from bench.provenance import provenance
+
+MIN_REPEAT_SECONDS = 0.5
+"""A repeat of a shorter call times ``ceil(0.5 s / first call)`` calls and reports their mean."""
 
 HELP = "time and peak memory of every hypergradient method against T"
 
@@ -92,11 +102,11 @@ def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device
 
     products = [0]  # K: the Hessian-vector products the last hypergradient took, as it counts them
 
-    def once() -> None:
-        if label == "training":
-            method.train_only(problem, hyper)
-        else:
-            products[0] = method.hypergradient(problem, hyper).reverse_hvps
+    def hypergradient() -> None:
+        products[0] = method.hypergradient(problem, hyper).reverse_hvps
+
+    def training() -> None:
+        method.train_only(problem, hyper)
 
     on_gpu = problem.w0.is_cuda
     method.hypergradient(task.training_problem({**config, "iterations": 2}, seed, "per_layer"), hyper)  # warm-up
@@ -106,19 +116,33 @@ def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device
         start_bytes = torch.cuda.memory_allocated()
     else:
         start_bytes = _reset_peak_rss()
-    seconds = []
-    for _ in range(repeats):
+
+    def timed(call: Callable[[], None], calls: int) -> float:
         tic = time.perf_counter()
-        once()
+        for _ in range(calls):
+            call()
         if on_gpu:
             torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - tic)
+        return (time.perf_counter() - tic) / calls
+
+    def batch_size(call: Callable[[], None]) -> int:
+        first = timed(call, 1)  # also the first, untimed-for-the-record call at full size
+        return max(1, math.ceil(MIN_REPEAT_SECONDS / first)) if first > 0 else 1
+
+    measured = training if label == "training" else hypergradient
+    calls, training_calls = batch_size(measured), batch_size(training)
+    seconds, training_seconds = [], []
+    for _ in range(repeats):  # each repeat beside a training repeat: the ratio cancels the machine's drift
+        seconds.append(timed(measured, calls))
+        training_seconds.append(seconds[-1] if label == "training" else timed(training, training_calls))
     peak = torch.cuda.max_memory_allocated() if on_gpu else _peak_rss()
     return {
         "method": label,
         "T": steps,
         "K": products[0],
         "seconds": statistics.median(seconds),
+        "training_seconds": statistics.median(training_seconds),
+        "seconds_over_training": statistics.median(a / b for a, b in zip(seconds, training_seconds, strict=True)),
         "peak_bytes": int(peak),
         "peak_above_start_bytes": int(peak - start_bytes),
         "memory_measure": "cuda max_memory_allocated" if on_gpu else "VmHWM (resident-set high-water mark)",
@@ -126,6 +150,8 @@ def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device
         "parameters": int(problem.w0.numel()),
         "device": str(problem.w0.device),
         "seconds_all": seconds,
+        "training_seconds_all": training_seconds,
+        "calls_per_repeat": calls,
     }
 
 
@@ -155,7 +181,7 @@ def _peak_rss() -> int:
 
 
 def hypergradient_costs(steps: list[int], hidden: int, repeats: int, device: str) -> list[dict]:
-    """Every (method, T), each in a fresh process; adds ``seconds_over_training``."""
+    """Every (method, T), each in a fresh process; adds ``reverse_step_over_training_step``."""
     records = []
     for t in steps:
         for label in HYPERGRADIENTS:
@@ -167,14 +193,10 @@ def hypergradient_costs(steps: list[int], hidden: int, repeats: int, device: str
             if done.returncode != 0:
                 raise RuntimeError(f"{label} at T={t} failed:\n{done.stderr[-2000:]}")
             records.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        training = next(r["seconds"] for r in records if r["T"] == t and r["method"] == "training")
         for r in records:
-            if r["T"] == t:
-                r["seconds_over_training"] = r["seconds"] / training
-                # one reverse step (gradient + Hessian-vector product) against one training step
-                r["reverse_step_over_training_step"] = (
-                    (r["seconds"] - training) / r["K"] / (training / t) if r["K"] else math.nan
-                )
+            if r["T"] == t:  # one reverse step (gradient + Hessian-vector product) against one training step
+                extra = r["seconds_over_training"] - 1  # in training runs of T steps
+                r["reverse_step_over_training_step"] = extra * t / r["K"] if r["K"] else math.nan
     return records
 
 
