@@ -181,9 +181,13 @@ class DifferentiableTask(Task, Protocol):
     """
 
     L2_GRANULARITIES: tuple[str, ...]
+    l2_granularity: str
+    """How the weights are grouped into L2 penalties (``bench.training.weight_groups``); the space
+    holds one entry per group (``SearchSpace.grouped``: ``l2`` itself when there is one)."""
 
-    def training_problem(self, config: Config, seed: int, l2_granularity: str = "universal") -> TrainingProblem:
-        """The training ``evaluate(config, seed)`` runs, as pure functions."""
+    def training_problem(self, config: Config, seed: int, l2_granularity: str | None = None) -> TrainingProblem:
+        """The training ``evaluate(config, seed)`` runs, as pure functions; its L2 groups are the
+        task's (the space's), unless ``l2_granularity`` asks for others (numerical checks)."""
         ...
 
 

@@ -61,12 +61,13 @@ def agreement(task_name: str, steps: int, seed: int = 0, overrides: tuple[str, .
     extra = list(overrides)
     for label, method_name, overrides in MEMBERS:  # noqa: B020 - the method's own overrides
         experiment = hypergradient_experiment(
-            [f"task={task_name}", f"method={method_name}", "task.dtype=float64", *overrides, *extra]
+            [f"task={task_name}", "task.l2_granularity=per_layer", f"method={method_name}", "task.dtype=float64"]
+            + [*overrides, *extra]
         )
         config = dict(experiment.task.space.default)
         if "iterations" in config:  # a task that counts its training in steps (bikeshare, mnist_mlp)
             config["iterations"] = steps
-        problem = replace(experiment.task.training_problem(config, seed, "per_layer"), steps=steps)
+        problem = replace(experiment.task.training_problem(config, seed), steps=steps)
         gradient = experiment.method.hypergradient(problem, experiment.method.initial(config, problem)).gradient
         if exact is None:
             exact = gradient

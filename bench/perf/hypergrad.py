@@ -93,10 +93,13 @@ HYPERGRADIENTS = {  # label -> method config and overrides
 def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device: str, seed: int = 0) -> dict:
     """Seconds (median of ``repeats``) and peak memory of one hypergradient (or plain training)."""
     method_name, overrides = HYPERGRADIENTS[label]
-    experiment = hypergradient_experiment(["task=bikeshare", f"method={method_name}", f"device={device}", *overrides])
+    experiment = hypergradient_experiment(
+        ["task=bikeshare", "task.l2_granularity=per_layer", f"method={method_name}", f"device={device}", *overrides]
+    )
     task, method = experiment.task, experiment.method
-    config = {**task.space.default, "iterations": steps, "hidden_nodes": hidden, "momentum": 0.9, "l2": 1e-4}
-    problem = task.training_problem(config, seed, "per_layer")
+    config = {**task.space.default, "iterations": steps, "hidden_nodes": hidden, "momentum": 0.9}
+    config |= dict.fromkeys(task.space.members("l2"), 1e-4)
+    problem = task.training_problem(config, seed)
     hyper = method.initial(config, problem)
     method.start_meta_loop(hyper.as_tensor())  # what the tuned hyperparameters are (online adapts them)
 
@@ -109,7 +112,7 @@ def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device
         method.train_only(problem, hyper)
 
     on_gpu = problem.w0.is_cuda
-    method.hypergradient(task.training_problem({**config, "iterations": 2}, seed, "per_layer"), hyper)  # warm-up
+    method.hypergradient(task.training_problem({**config, "iterations": 2}, seed), hyper)  # warm-up
     if on_gpu:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
