@@ -1,7 +1,7 @@
 """``python -m bench.perf hypergrad``: the time and peak memory of a hypergradient against T.
 
     python -m bench.perf hypergrad [--json FILE] [--steps 100,1000,10000] [--hidden 32]
-                                   [--repeats 3] [--device cpu|cuda]
+                                   [--repeats 3] [--device cpu|cuda] [--min-seconds 0.5]
 
 The cost of a hypergradient on the bikeshare MLP (56-``hidden``-1, per-layer L2, momentum 0.9) for T
 training steps, one per member of the family: plain training (the forward pass alone), DrMAD with K
@@ -11,7 +11,7 @@ steps, implicit differentiation with i = 20 Neumann terms, one online-adapted tr
 validation gradient every 10 steps), forward mode (four tangents) and exact reverse mode (every w_t
 stored). Each (method, T) runs in a fresh process (``python -m bench.perf hypergrad-one``), so one
 measurement's memory cannot leak into the next. Seconds are the median of ``repeats`` runs, a run
-shorter than ``MIN_REPEAT_SECONDS`` = 0.5 s timed as the mean of enough back-to-back calls to last
+shorter than ``--min-seconds`` (default 0.5 s) timed as the mean of enough back-to-back calls to last
 that long (at T = 100 a call takes about 50 ms). Each run is timed beside a plain-training run of
 the same T in the same process, and the ratio to training (``seconds_over_training``) is the median
 of those pairs' ratios: on a shared machine the speed drifts by 10-20% between processes, which a
@@ -51,7 +51,7 @@ from bench.perf.common import at_least, fail, hypergradient_experiment, progress
 from bench.provenance import provenance
 
 MIN_REPEAT_SECONDS = 0.5
-"""A repeat of a shorter call times ``ceil(0.5 s / first call)`` calls and reports their mean."""
+"""A repeat of a shorter call times ``ceil(min_seconds / first call)`` calls and reports their mean."""
 
 HELP = "time and peak memory of every hypergradient method against T"
 
@@ -62,16 +62,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", type=int, default=32, help="hidden units of the bikeshare MLP (default 32)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per (method, T) (default 3)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default cpu")
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=MIN_REPEAT_SECONDS,
+        help=f"a shorter run is timed as the mean of back-to-back calls this long (default {MIN_REPEAT_SECONDS})",
+    )
 
 
 def add_one_arguments(parser: argparse.ArgumentParser) -> None:
     """``hypergrad-one``: one measurement in this process (what ``hypergrad`` starts per (method, T))."""
-    for name in ("label", "steps", "hidden", "repeats", "device"):
+    for name in ("label", "steps", "hidden", "repeats", "device", "min_seconds"):
         parser.add_argument(name)
 
 
 def one_main(args: argparse.Namespace) -> int:
-    record = hypergradient_cost(args.label, int(args.steps), int(args.hidden), int(args.repeats), args.device)
+    record = hypergradient_cost(
+        args.label, int(args.steps), int(args.hidden), int(args.repeats), args.device, float(args.min_seconds)
+    )
     print(json.dumps(record))
     return 0
 
@@ -90,7 +98,15 @@ HYPERGRADIENTS = {  # label -> method config and overrides
 }
 
 
-def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device: str, seed: int = 0) -> dict:
+def hypergradient_cost(
+    label: str,
+    steps: int,
+    hidden: int,
+    repeats: int,
+    device: str,
+    min_seconds: float = MIN_REPEAT_SECONDS,
+    seed: int = 0,
+) -> dict:
     """Seconds (median of ``repeats``) and peak memory of one hypergradient (or plain training)."""
     method_name, overrides = HYPERGRADIENTS[label]
     experiment = hypergradient_experiment(
@@ -130,7 +146,7 @@ def hypergradient_cost(label: str, steps: int, hidden: int, repeats: int, device
 
     def batch_size(call: Callable[[], None]) -> int:
         first = timed(call, 1)  # also the first, untimed-for-the-record call at full size
-        return max(1, math.ceil(MIN_REPEAT_SECONDS / first)) if first > 0 else 1
+        return max(1, math.ceil(min_seconds / first)) if first > 0 else 1
 
     measured = training if label == "training" else hypergradient
     calls, training_calls = batch_size(measured), batch_size(training)
@@ -183,13 +199,15 @@ def _peak_rss() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def hypergradient_costs(steps: list[int], hidden: int, repeats: int, device: str) -> list[dict]:
+def hypergradient_costs(
+    steps: list[int], hidden: int, repeats: int, device: str, min_seconds: float = MIN_REPEAT_SECONDS
+) -> list[dict]:
     """Every (method, T), each in a fresh process; adds ``reverse_step_over_training_step``."""
     records = []
     for t in steps:
         for label in HYPERGRADIENTS:
             progress(f"  {label}, T={t} ...")
-            argv = ["hypergrad-one", label, str(t), str(hidden), str(repeats), device]
+            argv = ["hypergrad-one", label, str(t), str(hidden), str(repeats), device, str(min_seconds)]
             done = subprocess.run(
                 [sys.executable, "-m", "bench.perf", *argv], capture_output=True, text=True, env=os.environ.copy()
             )
@@ -222,7 +240,9 @@ def main(args: argparse.Namespace) -> int:
     at_least(hidden=args.hidden, repeats=args.repeats)
     if args.device == "cuda" and not torch.cuda.is_available():
         return fail("--device cuda: no CUDA device is visible; allowed here: cpu")
-    records = hypergradient_costs(steps, args.hidden, args.repeats, args.device)
+    if not args.min_seconds >= 0:
+        return fail(f"--min-seconds {args.min_seconds}: give zero or more seconds")
+    records = hypergradient_costs(steps, args.hidden, args.repeats, args.device, args.min_seconds)
     machine = provenance()
     print(
         f"\nOne hypergradient on the bikeshare MLP (56-{args.hidden}-1, {records[0]['parameters']} weights), "
