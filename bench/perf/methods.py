@@ -36,7 +36,7 @@ from bench.runner import RunSettings, run
 
 HELP = "median seconds per ask() against the number of observations"
 METHODS = ("random", "gp_ei", "gp_ts", "skopt_gp")
-DIM_METHODS = ("random", "gp_ei", "gp_ts", "skopt_gp", "optuna_tpe", "optuna_gp", "cmaes")
+DIM_METHODS = ("random", "gp_ei", "gp_ts", "skopt_gp", "optuna_tpe", "optuna_gp", "cmaes", "turbo")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,13 +1,16 @@
 """What every model-based method shares (methods/model_based.py), checked on each of them."""
 
+import numpy as np
 import pytest
 
 from bench.budget import Budget
 from bench.build import build
+from bench.errors import BenchError
+from bench.protocols import Evaluation
 from bench.runner import RunSettings, run
 from tests.helpers import TINY, bench_config
 
-MODEL_BASED = ["gp_ei", "gp_ts", "skopt_gp"]
+MODEL_BASED = ["gp_ei", "gp_ts", "skopt_gp", "cmaes"]
 # bikeshare with 3 x 2 x 2 = 12 configurations in all
 DISCRETE = [
     *TINY,
@@ -28,7 +31,7 @@ def test_every_model_based_method_starts_from_the_same_sobol_design():
             experiment.task, experiment.method, Budget(evaluations=12), 4, settings=RunSettings(incumbent_repeats=0)
         )
         starts.append([t.config for t in result.trials])
-    assert starts[0] == starts[1] == starts[2] == experiment.task.space.sobol(12, 4)
+    assert all(start == experiment.task.space.sobol(12, 4) for start in starts)
 
 
 @pytest.mark.parametrize("method", MODEL_BASED)
@@ -65,3 +68,35 @@ def test_failed_trials_are_imputed_and_the_run_goes_on(method):
     targets = experiment.method.targets()
     ok = [t.evaluation.objective for t in result.trials if t.evaluation.ok]
     assert targets.max() == max(ok)  # a diverged trial counts as the worst observed
+
+
+def test_turbo_proposes_inside_its_trust_region_and_adapts_it():
+    """hartmann6 embedded in 12 dimensions: after the design, each proposal differs from the best
+    point only inside the box (side ``length`` x lengthscale weights, clipped); improving batches
+    double the side, failing ones halve it."""
+    experiment = build(bench_config("task=hartmann6", "task.dimensions=12", "method=turbo", "method.n_initial=6"))
+    method, task = experiment.method, experiment.task
+    result = run(task, method, Budget(evaluations=10), 0, settings=RunSettings(incumbent_repeats=0))
+    assert len(result.trials) == 10 and not result.method_errors  # every proposal is turbo's own
+    model = method.fit()
+    best = task.space.encode([method.configs[int(np.argmin(method.targets()))]])[0]
+    lengthscale = model.covar_module.lengthscale.detach().reshape(-1).numpy()
+    half = lengthscale / np.exp(np.log(lengthscale).mean()) * method.length / 2
+    for config in method.ask(2):
+        x = task.space.encode([config])[0]
+        assert np.all((x >= np.clip(best - half, 0, 1) - 1e-9) & (x <= np.clip(best + half, 0, 1) + 1e-9))
+    method.length, method.successes, method.failures = 0.4, 0, 0
+    good = Evaluation(objective=float(np.min(method.targets())) - 1.0)
+    for _ in range(method.success_tolerance):
+        method.tell([task.space.sample(1, np.random.default_rng(len(method.configs)))[0]], [good])
+        good = Evaluation(objective=good.objective - 1.0)
+    assert method.length == 0.8
+    bad = Evaluation(objective=0.0)
+    for _ in range(12):  # failure tolerance: ceil(max(4, 12) / 1) batches of one
+        method.tell([task.space.sample(1, np.random.default_rng(len(method.configs)))[0]], [bad])
+    assert method.length == 0.4
+
+
+def test_turbo_refuses_a_categorical_space_in_one_line():
+    with pytest.raises(BenchError, match=r"method turbo moves a box over numeric hyperparameters; .* learning_rate"):
+        build(bench_config(*DISCRETE, "method=turbo"))

@@ -49,3 +49,20 @@ def test_simulated_cost_is_reported():
 def test_the_space_must_match_the_function():
     with pytest.raises(BenchError, match="must declare x1, x2, x3, x4, x5, x6"):
         build(bench_config("task=hartmann6", "~task.space.x6"))
+
+
+def test_an_embedded_function_ignores_its_extra_inputs_declared_as_x1():
+    task = build(bench_config("task=branin", "task.dimensions=5", "method=random")).task
+    assert task.space.names == ["x1", "x2", "x3", "x4", "x5"]
+    assert task.space.bounds["x5"] == task.space.bounds["x1"] == (-5.0, 10.0)
+    assert task.space.default["x4"] == task.space.default["x1"]
+    rng = np.random.default_rng(0)
+    for config in task.space.sample(5, rng):
+        other = {**config, "x3": -5.0, "x4": 10.0, "x5": 1.0}
+        assert (
+            task.evaluate(config, 0).objective
+            == task.evaluate(other, 0).objective
+            == branin(np.array([config["x1"], config["x2"]]))
+        )
+    with pytest.raises(BenchError, match=r"task.dimensions=1: must be a whole number of at least 2"):
+        build(bench_config("task=branin", "task.dimensions=1", "method=random"))

@@ -29,6 +29,18 @@ def test_methods_benchmark_records_one_median_per_method_and_size(tmp_path):
     assert "| gp_ei" in done.stdout
 
 
+def test_methods_benchmark_against_the_dimension_embeds_the_task_in_each(tmp_path):
+    arguments = ["--dims", "3,8", "--sizes", "3", "--repeats", "1", "--methods", "random,cmaes"]
+    done, records = perf(tmp_path, "methods", *arguments)
+    assert [(r["method"], r["dimensions"], r["task"]) for r in records] == [
+        ("random", 3, "branin"),
+        ("cmaes", 3, "branin"),
+        ("random", 8, "branin"),
+        ("cmaes", 8, "branin"),
+    ]
+    assert "d=8, n=3" in done.stdout and "embedded in d = 3,8 dimensions" in done.stdout
+
+
 def test_hypergrad_benchmark_reports_every_method_and_length_against_training(tmp_path):
     _, records = perf(tmp_path, "hypergrad", "--steps", "20", "--hidden", "2", "--repeats", "2", "--min-seconds", "0")
     members = ("training", "drmad K=T", "drmad K=T (func)", "drmad K=T/10", "truncated K=T/10", "truncated K=100")
