@@ -171,7 +171,8 @@ class OptunaCmaEs(OptunaSampler):
     the shared Sobol design (evaluated first, as for every model-based method) gives it its start:
     the mean of the first generation is the design's best configuration (``x0``), and the design
     trials are in the study but not in CMA-ES's updates. ``n_initial`` = 1 starts CMA-ES from one
-    design point, the space's first Sobol point.
+    design point, the space's first Sobol point. (Optuna deprecated ``x0`` and ``sigma0`` in 4.9,
+    for removal in 6.0; the suite pins Optuna 5.0.0.)
 
     Options are CMA-ES's own: ``sigma0`` (the initial step size in the sampler's normalised
     coordinates, log scale where declared; null: Optuna's min range / 6), ``popsize`` (null:
@@ -203,6 +204,8 @@ class OptunaCmaEs(OptunaSampler):
     def sampler(self, x0: dict[str, Any] | None = None) -> optuna.samplers.BaseSampler:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # x0 and sigma0 are deprecated since Optuna 4.9 (removal planned for 6.0); Optuna is pinned
+            warnings.simplefilter("ignore", FutureWarning)
             return optuna.samplers.CmaEsSampler(
                 x0=x0,
                 seed=self.rng_seed(),

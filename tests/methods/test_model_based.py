@@ -100,3 +100,14 @@ def test_turbo_proposes_inside_its_trust_region_and_adapts_it():
 def test_turbo_refuses_a_categorical_space_in_one_line():
     with pytest.raises(BenchError, match=r"method turbo moves a box over numeric hyperparameters; .* learning_rate"):
         build(bench_config(*DISCRETE, "method=turbo"))
+
+
+def test_cmaes_starts_its_first_generation_at_the_best_design_point():
+    experiment = build(bench_config("task=hartmann6", "method=cmaes", "method.n_initial=4", "seed=2"))
+    method = experiment.method
+    result = run(experiment.task, method, Budget(evaluations=12), 2, settings=RunSettings(incumbent_repeats=0))
+    assert len(result.trials) == 12 and not result.method_errors  # every proposal is CMA-ES's own
+    design = result.trials[:4]
+    best = min(design, key=lambda t: t.evaluation.objective).config
+    assert method.study.sampler._x0 == best
+    assert all(t.config not in [d.config for d in design] for t in result.trials[4:])
