@@ -98,6 +98,7 @@ def run_meta(cfg: DictConfig, experiment: Experiment, overrides: list[str]) -> d
         "device": experiment.device,
         "torch_threads": cfg.torch_threads,
         "space": repr(task.space),
+        "space_groups": {name: list(members) for name, members in task.space.groups.items()},
         "default_config": task.space.default,
         "task_info": task_info,
         "overrides": overrides,

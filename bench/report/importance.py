@@ -112,13 +112,27 @@ def experiment_importance(
         if len(rows) > max_trials:
             rows = rows.sample(max_trials, random_state=seed)
         space = SearchSpace.from_config(group["identity"].iloc[0]["task"]["space"])
+        groups = group["space_groups"].iloc[0] if "space_groups" in group else {}
+        for name, members in (groups or {}).items():  # the space the run tuned: one entry per group
+            space = space.grouped(name, [member[len(name) + 1 :] for member in members])
         configs = [_config(row, space) for _, row in rows.iterrows()]
-        table = fanova(space, configs, rows["objective"].to_numpy(float), seed=seed)
+        table = summed_groups(fanova(space, configs, rows["objective"].to_numpy(float), seed=seed), space)
         tables.append(table.assign(task=task, method=group["label"].iloc[0], trials=len(rows)))
     if not tables:
         raise BenchError(f"no experiment here has the {MIN_TRIALS} ok trials fANOVA needs")
     columns = ["task", "method", "trials", "hyperparameter", "variance_share", "normalised"]
     return pd.concat(tables, ignore_index=True)[columns]
+
+
+def summed_groups(table: pd.DataFrame, space: SearchSpace) -> pd.DataFrame:
+    """One row per declared entry: a grouped one (``task.l2_granularity``) as ``l2 (G groups)``,
+    the sum of its groups' main-effect shares, so hundreds of groups read as one line."""
+    if not space.groups:
+        return table
+    names = {member: f"{name} ({len(members)} groups)" for name, members in space.groups.items() for member in members}
+    summed = table.assign(hyperparameter=table["hyperparameter"].map(lambda n: names.get(n, n)))
+    summed = summed.groupby("hyperparameter", as_index=False, sort=False)[["variance_share", "normalised"]].sum()
+    return summed.sort_values("variance_share", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def _config(row: pd.Series, space: SearchSpace) -> dict[str, Any]:

@@ -87,6 +87,7 @@ def _run_row(directory: Path, meta: Mapping[str, Any], trials: pd.DataFrame) -> 
         "incumbent_repeats": identity.get("incumbent_repeats"),
         "test_metric_name": meta.get("test_metric"),
         "pass_criteria": dict(meta.get("pass_criteria") or {}),
+        "space_groups": dict(meta.get("space_groups") or {}),  # task.l2_granularity: l2 -> l2_<group>, ...
         "n_trials": len(trials),
         "best_objective": float(ok["objective"].min()) if len(ok) else math.nan,
         "final_objective": _float(final.get("objective")),

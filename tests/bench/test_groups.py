@@ -2,20 +2,24 @@
 space for every method; what the groups are (``bench.training.weight_groups``); and the training a
 grouped configuration runs, checked against the penalty written out by hand."""
 
+import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from bench.budget import Budget
 from bench.build import build
 from bench.errors import BenchError
+from bench.records import RUN_FILE
+from bench.report.load import read_trials
 from bench.runner import RunSettings, run
 from bench.space import SearchSpace
 from bench.training import check_granularity, momentum_sgd, penalty, weight_groups
 from methods.drmad import HypergradientDescent
-from tests.helpers import TINY_FIXED, bench_config
+from tests.helpers import TINY_FIXED, bench_config, run_bench, run_module
 
 TINY_MNIST = [
     "task=mnist_mlp",
@@ -130,3 +134,22 @@ def test_a_grouping_that_depends_on_a_tuned_architecture_is_refused_in_one_line(
         build(bench_config("task=bikeshare", "task.l2_granularity=blocks_x", "method=random"))
     experiment = build(bench_config("task=bikeshare", *TINY_FIXED, "task.l2_granularity=per_unit", "method=random"))
     assert len(experiment.task.space.members("l2")) == 56 + 2
+
+
+def test_a_grouped_sweep_is_recorded_reported_and_its_importance_summed_per_entry(tmp_path):
+    """A real run at blocks_2 (4 L2 groups on digits 64-6-10): run.json names the groups, the trial
+    table has one column per group, the report prints no group column, and fANOVA's importance
+    reads one row for l2 (the sum of its groups) beside the learning rate."""
+    arguments = [*TINY_MNIST, "task.l2_granularity=blocks_2", "method=random", "budget.evaluations=12"]
+    done = run_bench(*arguments, "incumbent_repeats=1", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads((tmp_path / "run" / RUN_FILE).read_text())
+    members = ["l2_layer_0_block_0", "l2_layer_0_block_1", "l2_layer_1_block_0", "l2_layer_1_block_1"]
+    assert meta["space_groups"] == {"l2": members}
+    trials = read_trials(tmp_path / "run")
+    assert [f"config.{m}" in trials for m in members] == [True] * 4 and "config.l2" not in trials
+    report = run_module("bench.report", str(tmp_path / "run"), "--importance", cwd=tmp_path, timeout=600)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "l2_layer_0_block_0" not in report.stdout
+    importance = pd.read_csv(tmp_path / "run" / "report" / "importance.csv")
+    assert sorted(importance["hyperparameter"]) == ["l2 (4 groups)", "learning_rate", "momentum"]
