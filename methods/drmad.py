@@ -603,8 +603,9 @@ class HypergradientDescent:
 
     def config(self, theta: torch.Tensor) -> Config:
         hyper = Hyperparameters.from_tensor(theta)
-        alpha, gamma, l2 = hyper.values()
-        values = {"learning_rate": alpha, "momentum": gamma} | dict(zip(self.l2_names, l2.tolist(), strict=True))
+        alpha, gamma, _ = hyper.values()
+        l2 = [math.exp(float(log_l2)) for log_l2 in hyper.log_l2]  # in float64, as configurations are
+        values = {"learning_rate": alpha, "momentum": gamma} | dict(zip(self.l2_names, l2, strict=True))
         values = {name: value for name, value in values.items() if self.space.declared(name) in self.tuned}
         for name, value in values.items():  # exp(log(high)) may land an ulp outside
             low, high = self.space.bounds[name]
