@@ -4,6 +4,7 @@ grouped configuration runs, checked against the penalty written out by hand."""
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import torch
 
 from bench.budget import Budget
 from bench.build import build
+from bench.config import CONFIG_DIR
 from bench.errors import BenchError
 from bench.records import RUN_FILE
 from bench.report.load import read_trials
@@ -29,21 +31,7 @@ TINY_MNIST = [
     "+task.space.iterations.fixed=4",
 ]
 FIXED_STEP = ["+task.space.learning_rate.fixed=0.1", "+task.space.momentum.fixed=0.9"]
-METHODS = [
-    "random",
-    "default",
-    "gp_ei",
-    "gp_ts",
-    "skopt_gp",
-    "optuna_tpe",
-    "optuna_gp",
-    "drmad",
-    "exact_hypergrad",
-    "truncated_hypergrad",
-    "forward_hypergrad",
-    "online_hypergrad",
-    "implicit_hypergrad",
-]
+METHODS = sorted(p.stem for p in (Path(CONFIG_DIR) / "method").glob("*.yaml"))  # every registered method
 
 
 def test_blocks_cut_each_matrix_into_contiguous_blocks_of_nearly_equal_size():
