@@ -52,9 +52,11 @@ class SearchSpace:
         default: Mapping[str, Any],
         fixed: Mapping[str, Any] | None = None,
         order: Sequence[str] | None = None,
+        groups: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """``dimensions``: the tuned hyperparameters; ``fixed``: name -> value of the fixed ones;
-        ``order``: every name in declaration order (default: tuned, then fixed)."""
+        ``order``: every name in declaration order (default: tuned, then fixed); ``groups``:
+        declared name -> the names it was expanded into (``grouped``)."""
         if not dimensions:
             raise BenchError("a search space needs at least one tuned hyperparameter (not every one fixed)")
         self.dimensions: list[Dimension] = list(dimensions)
@@ -65,8 +67,9 @@ class SearchSpace:
             raise BenchError(f"search space has repeated names: {self.names}")
         self._width = [len(d.categories) if isinstance(d, Categorical) else 1 for d in self.dimensions]
         self.default: Config = self.check({**default, **self.fixed}, where="default")
-        self.groups: dict[str, tuple[str, ...]] = {}
+        self.groups: dict[str, tuple[str, ...]] = {name: tuple(members) for name, members in (groups or {}).items()}
         """Declared name -> the names it was expanded into (``grouped``); a name not here is itself."""
+        self._declared = {member: name for name, members in self.groups.items() for member in members}
 
     # ----------------------------------------------------------------------------- construction
     @classmethod
@@ -112,9 +115,7 @@ class SearchSpace:
         else:
             default |= dict.fromkeys(members, self.default[name])
         order = [new for old in self.names for new in (members if old == name else (old,))]
-        space = SearchSpace(dimensions, default, fixed, order)
-        space.groups = {**self.groups, name: members}
-        return space
+        return SearchSpace(dimensions, default, fixed, order, {**self.groups, name: members})
 
     def extended(self, like: str, names: Sequence[str]) -> SearchSpace:
         """This space with more entries ``names`` after the others, each a copy of the entry
@@ -128,9 +129,7 @@ class SearchSpace:
         dimensions = [*self.dimensions, *(_renamed(template, name) for name in names)]
         default = {key: value for key, value in self.default.items() if key not in self.fixed}
         default |= dict.fromkeys(names, self.default[like])
-        space = SearchSpace(dimensions, default, self.fixed, [*self.names, *names])
-        space.groups = dict(self.groups)
-        return space
+        return SearchSpace(dimensions, default, self.fixed, [*self.names, *names], self.groups)
 
     def members(self, name: str) -> tuple[str, ...]:
         """The names the declared entry ``name`` became: its groups (``grouped``), or itself."""
@@ -138,7 +137,7 @@ class SearchSpace:
 
     def declared(self, name: str) -> str:
         """The declared entry a name comes from (``l2`` for ``l2_layer_0``)."""
-        return next((base for base, members in self.groups.items() if name in members), name)
+        return self._declared.get(name, name)
 
     # ----------------------------------------------------------------------------- queries
     def __len__(self) -> int:

@@ -149,7 +149,8 @@ def hypergradient_cost(
         return max(1, math.ceil(min_seconds / first)) if first > 0 else 1
 
     measured = training if label == "training" else hypergradient
-    calls, training_calls = batch_size(measured), batch_size(training)
+    calls = batch_size(measured)
+    training_calls = calls if label == "training" else batch_size(training)
     seconds, training_seconds = [], []
     for _ in range(repeats):  # each repeat beside a training repeat: the ratio cancels the machine's drift
         seconds.append(timed(measured, calls))

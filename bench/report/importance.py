@@ -112,8 +112,7 @@ def experiment_importance(
         if len(rows) > max_trials:
             rows = rows.sample(max_trials, random_state=seed)
         space = SearchSpace.from_config(group["identity"].iloc[0]["task"]["space"])
-        groups = group["space_groups"].iloc[0] if "space_groups" in group else {}
-        for name, members in (groups or {}).items():  # the space the run tuned: one entry per group
+        for name, members in group["space_groups"].iloc[0].items():  # the space the run tuned: one entry per group
             space = space.grouped(name, [member[len(name) + 1 :] for member in members])
         configs = [_config(row, space) for _, row in rows.iterrows()]
         table = summed_groups(fanova(space, configs, rows["objective"].to_numpy(float), seed=seed), space)
