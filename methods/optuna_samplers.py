@@ -180,7 +180,14 @@ class OptunaCmaEs(OptunaSampler):
     generation, the usual choice for hundreds of variables), ``lr_adapt`` (learning-rate
     adaptation, Nomura et al. 2023, for noisy or multimodal objectives). A categorical entry is
     sampled at random (``RandomSampler``): CMA-ES has no model of it.
+
+    The full covariance refuses more than ``FULL_MAX_DIMENSIONS`` numeric hyperparameters, before
+    the run starts: at d = 512 an ask took 23 s (results/reference/perf_methods_dims_cpu.md; the
+    ``cmaes`` package resamples up to 100 times while a sample falls outside the bounds), against
+    0.03 s at d = 64 and 0.2-0.4 s for the separable form at d = 512.
     """
+
+    FULL_MAX_DIMENSIONS = 256
 
     def __init__(
         self,
@@ -196,6 +203,12 @@ class OptunaCmaEs(OptunaSampler):
             raise BenchError(f"method.sigma0={sigma0}: must be positive, or null for Optuna's default")
         if popsize is not None and not (isinstance(popsize, int) and popsize >= 2):
             raise BenchError(f"method.popsize={popsize!r}: must be a whole number of at least 2, or null")
+        numeric = sum(not isinstance(dim, Categorical) for dim in space.dimensions)
+        if not use_separable_cma and numeric > self.FULL_MAX_DIMENSIONS:
+            raise BenchError(
+                f"method=cmaes with a full covariance: {numeric} numeric hyperparameters, allowed at most "
+                f"{self.FULL_MAX_DIMENSIONS} (an ask takes about 23 s at 512); set method.use_separable_cma=true"
+            )
         self.options = {"sigma0": sigma0, "popsize": popsize, "use_separable_cma": use_separable_cma}
         self.options["lr_adapt"] = lr_adapt
         self.started = False  # the study is made again once the design is in: x0 is its best point

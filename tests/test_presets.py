@@ -9,7 +9,8 @@ from bench.config import CONFIG_DIR
 from tests.helpers import command_jobs
 
 PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "suite").glob("*.yaml"))
-OVERRIDES = {"drmad_mnist": ["task.dataset=digits"]}  # offline and small; the preset's own default is auto
+DIGITS = ["task.dataset=digits", "task.train_images=null"]  # offline and small; the presets' own default is auto
+OVERRIDES = {"drmad_mnist": DIGITS, "many_hyperparameters": DIGITS, "many_hyperparameters_full": DIGITS}
 
 
 def jobs(preset):
@@ -22,8 +23,18 @@ def jobs(preset):
 def test_every_job_of_a_preset_builds(preset):
     configs, experiments = jobs(preset)
     assert len(configs) >= 2
-    for task in {e.task_name for e in experiments}:  # one space for every method on a task
-        assert len({repr(e.task.space) for e in experiments if e.task_name == task}) == 1
+    settings = {(e.task_name, getattr(e.task, "l2_granularity", None)) for e in experiments}
+    for setting in settings:  # one space for every method on a task at each granularity of its L2
+        assert (
+            len(
+                {
+                    repr(e.task.space)
+                    for e in experiments
+                    if (e.task_name, getattr(e.task, "l2_granularity", None)) == setting
+                }
+            )
+            == 1
+        )
     # drmad_mnist compares at the paper's hyper-iteration counts; lstm_odyssey runs one method for a
     # number of trials to read importance from: neither compares methods at equal compute
     if preset not in ("drmad_mnist", "lstm_odyssey"):
@@ -84,3 +95,37 @@ def test_the_30_training_preset_gives_each_tuner_the_steps_of_30_gru_trainings()
     steps = {e.task.steps(e.task.space.default) for e in experiments}  # epochs are fixed in this space
     assert steps == {638} and gp_ei.budget.train_steps == 30 * 638
     assert sorted({c.seed for c in configs}) == list(range(5)) and len(configs) == 15
+
+
+@pytest.mark.parametrize(
+    ("preset", "seeds", "steps", "iterations"),
+    [("many_hyperparameters", 5, 10000, 500), ("many_hyperparameters_full", 10, 60000, 2000)],
+)
+def test_the_many_hyperparameter_presets_run_every_method_at_five_d_on_one_space_each(preset, seeds, steps, iterations):
+    """From 1 to the per-unit count of L2 penalties (digits here: 64 + 50 + 50 + 50 = 214 inputs),
+    every black-box method that runs at that d, the hypergradient family and the default, one
+    training-step budget, the learning rate, momentum and length fixed at the paper's values."""
+    configs, experiments = jobs(preset)
+    dims = {e.task.l2_granularity: len(e.task.space) for e in experiments}
+    assert dims == {"universal": 1, "per_layer": 4, "blocks_8": 32, "blocks_32": 128, "per_unit": 214}
+    methods = {e.method_name for e in experiments}
+    assert methods == {
+        "random",
+        "cmaes",
+        "optuna_tpe",
+        "gp_ei",
+        "turbo",
+        "drmad",
+        "exact_hypergrad",
+        "implicit_hypergrad",
+        "truncated_hypergrad",
+        "default",
+    }
+    assert len(experiments) == 50 and sorted({c.seed for c in configs}) == list(range(seeds))
+    for e in experiments:
+        assert e.task.space.fixed == {"iterations": iterations, "learning_rate": 0.05, "momentum": 0.95}
+        assert (e.budget.evaluations, e.budget.train_steps) == (None, steps)
+        if e.method_name == "drmad":
+            assert e.method.reverse_fraction == 0.1  # K = T/10
+        if e.method_name == "cmaes":
+            assert e.method.options["use_separable_cma"]

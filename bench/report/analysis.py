@@ -214,3 +214,54 @@ def _trial_counts(total: int) -> list[int]:
     """The numbers of trials n at which to evaluate the expected best, 1 .. ``total``."""
     spaced = np.unique(np.round(np.logspace(0, np.log10(max(total, 1)), 200)).astype(int))
     return sorted({*range(1, min(total, 100) + 1), *spaced.tolist(), total})
+
+
+def crossing(runs: pd.DataFrame, who: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per task swept over the number of tuned hyperparameters d (``load.settings``: a task with
+    runs at two d or more), per d and method: the kind (hypergradient or black-box), the median and
+    IQR over runs of the score (``scores``) and of the test metric, and the method's standing
+    against the best row at that d with its Holm-corrected paired p-value (``scores.compare``).
+    Empty where no task was run at two d."""
+    who = (scores.per_task(runs) if who is None else who).set_index(["task", "label"])
+    rows = []
+    for task_name, task_runs in runs.groupby("task_name", sort=True):
+        if task_runs["dimensions"].nunique() < 2:
+            continue
+        for (setting, label), group in task_runs.groupby(["task", "label"], sort=True):
+            against = who.loc[(setting, label)]
+            score = scores.run_scores(group, against["score"]).to_numpy(float)
+            test = group["final_test_metric"].to_numpy(float)
+            kinds = group["method_kind"].dropna().unique() if "method_kind" in group else []
+            rows.append(
+                {
+                    "task": task_name,
+                    "setting": setting,
+                    "dimensions": int(group["dimensions"].iloc[0]),
+                    "method": label,
+                    "kind": str(kinds[0]) if len(kinds) == 1 else "unknown",
+                    "score": against["score"],
+                    "runs": len(group),
+                    **_quartiles("score", score),
+                    **_quartiles("test", test),
+                    "test_metric": str(group["test_metric_name"].iloc[0]),
+                    "standing": against["standing"],
+                    "p_holm": float(against["p_holm"]),
+                    "paired": int(against["paired"]),
+                }
+            )
+    columns = ["task", "setting", "dimensions", "method", "kind", "score", "runs"]
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    return table.sort_values(["task", "dimensions", "score_median", "method"], ignore_index=True)
+
+
+def _quartiles(name: str, values: np.ndarray) -> dict[str, float]:
+    """Median and interquartile range of the finite ``values`` (a failed run scores +inf: it moves
+    the quartiles as the worst run, and only an all-failed cell is NaN)."""
+    finite = values[~np.isnan(values)]
+    if not finite.size:
+        return {f"{name}_median": math.nan, f"{name}_q25": math.nan, f"{name}_q75": math.nan}
+    method = "inverted_cdf" if np.isinf(finite).any() else "linear"  # no inf - inf interpolation
+    q25, median, q75 = np.quantile(finite, [0.25, 0.5, 0.75], method=method)
+    return {f"{name}_median": float(median), f"{name}_q25": float(q25), f"{name}_q75": float(q75)}

@@ -6,6 +6,11 @@ that share a task, a method and every option, budget and package version (``benc
 differ only in their seed and share a label, the method's name; two experiments of one method on
 one task (a sweep over one of its options, or two budgets) get labels naming what differs
 (``gp_ts[greedy=0]``, ``random[budget.evaluations=3]``). Every table of the report groups by label.
+
+Settings of a task. Where the runs of one task tuned different numbers of hyperparameters d (a
+sweep over ``task.l2_granularity``), each d is a setting of its own: the ``task`` column reads
+``mnist_mlp[d=934]`` (``task_name`` keeps ``mnist_mlp``), so every table compares, pairs and tests
+the methods within one d, and ``bench.report.analysis.crossing`` lines the settings up against d.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ def load_runs(root: Path, include_incomplete: bool = False) -> tuple[pd.DataFram
         log.warning("left out %d incomplete run(s): %s", len(skipped), "; ".join(skipped))
     run_frame = pd.DataFrame(runs)
     if len(run_frame):
+        run_frame["task"] = settings(run_frame)
         run_frame["label"] = run_labels(run_frame)
     trial_frame = pd.concat(trials, ignore_index=True) if trials else pd.DataFrame()
     return run_frame, trial_frame
@@ -75,7 +81,9 @@ def _run_row(directory: Path, meta: Mapping[str, Any], trials: pd.DataFrame) -> 
     row = {
         "run_id": meta["run_id"],
         "task": meta["task"],
+        "task_name": meta["task"],
         "method": meta["method"],
+        "method_kind": meta.get("method_kind"),  # hypergradient | black-box (None: recorded before it was)
         "seed": meta["seed"],
         "experiment": digest(identity),
         "identity": identity,
@@ -88,6 +96,7 @@ def _run_row(directory: Path, meta: Mapping[str, Any], trials: pd.DataFrame) -> 
         "test_metric_name": meta.get("test_metric"),
         "pass_criteria": dict(meta.get("pass_criteria") or {}),
         "space_groups": dict(meta.get("space_groups") or {}),  # task.l2_granularity: l2 -> l2_<group>, ...
+        "dimensions": meta.get("dimensions") or dimensions(identity, meta.get("space_groups") or {}),
         "n_trials": len(trials),
         "best_objective": float(ok["objective"].min()) if len(ok) else math.nan,
         "final_objective": _float(final.get("objective")),
@@ -101,6 +110,25 @@ def _run_row(directory: Path, meta: Mapping[str, Any], trials: pd.DataFrame) -> 
     for key, value in (final.get("metrics") or {}).items():
         row[f"final.{key}"] = value
     return row
+
+
+def dimensions(identity: Mapping[str, Any], groups: Mapping[str, Sequence[str]]) -> int:
+    """The number of hyperparameters a run tuned, for a ``run.json`` recorded before it held
+    ``dimensions``: its task's space entries not fixed, a grouped entry counted once per group
+    (``l2`` at ``per_unit``: 934)."""
+    space = (identity.get("task") or {}).get("space") or {}
+    free = [name for name, spec in space.items() if not (isinstance(spec, Mapping) and spec.get("fixed") is not None)]
+    return sum(len(groups.get(name) or [name]) for name in free)
+
+
+def settings(runs: pd.DataFrame) -> pd.Series:
+    """Each run's task, as its setting: ``mnist_mlp[d=934]`` where runs of that task tuned
+    different numbers of hyperparameters, else the task's name."""
+    out = runs["task_name"].astype(str).copy()
+    for task, group in runs.groupby("task_name", sort=False):
+        if group["dimensions"].nunique() > 1:
+            out[group.index] = [f"{task}[d={d}]" for d in group["dimensions"]]
+    return out
 
 
 def _float(value: Any) -> float:

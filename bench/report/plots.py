@@ -152,3 +152,51 @@ def importance(table: pd.DataFrame, stem: Path) -> Path:
         ax.set_xlim(0, 1)
     figure.suptitle("Hyperparameter importance (fANOVA main effects)", fontsize=10)
     return _save(figure, stem)
+
+
+LINE_STYLES = {"hypergradient": "-", "black-box": "--"}
+"""The crossing figure draws hypergradient methods solid, black-box methods dashed, others dotted."""
+
+
+def crossing(table: pd.DataFrame, colours: dict, stem: Path) -> Path:
+    """The score (retrained validation objective) and the test metric against the number of tuned
+    hyperparameters d (log axis): median line and IQR band per method; a row of two panels per
+    task of ``analysis.crossing``."""
+    tasks = sorted(table["task"].unique())
+    figure, axes = _grid(2, rows=len(tasks), width=5.2, height=3.6)
+    for row, task in zip(axes, tasks, strict=True):
+        rows_of = table[table["task"] == task]
+        for ax, value, ylabel in (
+            (row[0], "score", "retrained validation objective"),
+            (row[1], "test", f"test {rows_of['test_metric'].iloc[0]}"),
+        ):
+            for method, rows in rows_of.groupby("method", sort=True):
+                rows = rows.sort_values("dimensions")
+                style = LINE_STYLES.get(str(rows["kind"].iloc[0]), ":")
+                ax.plot(
+                    rows["dimensions"],
+                    rows[f"{value}_median"],
+                    style,
+                    marker="o",
+                    ms=3,
+                    color=colours[method],
+                    label=method,
+                )
+                ax.fill_between(
+                    rows["dimensions"],
+                    rows[f"{value}_q25"],
+                    rows[f"{value}_q75"],
+                    color=colours[method],
+                    alpha=0.12,
+                    lw=0,
+                )
+            ax.set_xscale("log")
+            ticks = sorted(rows_of["dimensions"].unique())
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.minorticks_off()
+            ax.set(title=task, xlabel="hyperparameters tuned (d)", ylabel=ylabel)
+        row[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    figure.suptitle(
+        "Against the number of hyperparameters (median, IQR band; solid: hypergradient, dashed: black-box)", fontsize=10
+    )
+    return _save(figure, stem)

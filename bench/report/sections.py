@@ -229,6 +229,51 @@ def _time_to(format_number: Callable[[float], str]) -> Callable[[float], str]:
     return lambda value: "not reached" if value == float("inf") else format_number(value)
 
 
+def crossing_section(context: Context) -> Section | None:
+    found = analysis.crossing(context.runs, context.who)
+    if found.empty:
+        return None
+    per_d = found["dimensions"].map(str)
+    cells = found.assign(
+        d=per_d,
+        validation=[with_iqr(m, a, b) for m, a, b in found[["score_median", "score_q25", "score_q75"]].to_numpy()],
+        test=[with_iqr(m, a, b) for m, a, b in found[["test_median", "test_q25", "test_q75"]].to_numpy()],
+        against=[
+            "best" if s == "best" else f"{s} (p = {'-' if p != p else f'{p:.2g}'})"
+            for s, p in found[["standing", "p_holm"]].to_numpy()
+        ],
+    )
+    tables = []
+    for value, heading in (
+        ("validation", "retrained validation objective: median [IQR] over seeds"),
+        ("test", "test metric of the retrained incumbent: median [IQR] over seeds"),
+        ("against", "against the best row at each d: two-sided paired Wilcoxon, Holm-corrected"),
+    ):
+        wide = cells.pivot_table(
+            index=["task", "method", "kind"], columns="d", values=value, aggfunc="first", sort=False
+        )
+        order = [str(d) for d in sorted(found["dimensions"].unique())]
+        wide = wide[[d for d in order if d in wide.columns]].fillna("-")
+        wide.columns = [f"d={d}" for d in wide.columns]
+        tables.append(
+            Table(
+                f"crossing_{value}", wide.reset_index(), raw=found if value == "validation" else None, heading=heading
+            )
+        )
+    return Section(
+        "crossing",
+        "Against the number of hyperparameters",
+        paragraphs=verdict.crossing(found),
+        tables=tables,
+        caption="Each d is a setting of the task (the same task tuned at another granularity of its L2 penalty, "
+        "task.l2_granularity): the methods are compared, paired by seed and tested within each d (the sections "
+        "above, one task row per d). Rows: median [interquartile range] over seeds; 'behind': Holm-corrected p below "
+        f"{scores.ALPHA:g} and worse on the paired seeds; kind: hypergradient (trains through the training loop) or "
+        "black-box; default is the untuned configuration, on neither side.",
+        figures=[plots.crossing(found, context.colours, context.figures / "crossing")],
+    )
+
+
 def final_section(context: Context) -> Section:
     compared = context.who.drop_duplicates("task").set_index("task")["score"]
     on = {task: (score, scores.SCORE_NAMES[score]) for task, score in compared.items()}
@@ -337,6 +382,7 @@ SECTIONS: list[Callable[[Context], Section | None]] = [
     anytime_section,
     ranks_section,
     versus_best_section,
+    crossing_section,
     final_section,
     across_tasks_section,
     expected_best_section,

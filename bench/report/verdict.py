@@ -93,3 +93,86 @@ def _tested(row) -> str:  # noqa: ANN001 - a row of itertuples
     if not math.isfinite(row.p_holm):
         return "no seed shared with the best"
     return f"p = {row.p_holm:.2g}"
+
+
+HYPERGRADIENT, BLACK_BOX = "hypergradient", "black-box"
+UNTUNED = "default"
+"""The untuned baseline row: on neither side of the crossing."""
+
+
+def crossing(table: pd.DataFrame) -> list[str]:
+    """The crossing in words, one paragraph per task of ``table`` (``analysis.crossing``): at each
+    d which kind of method is best and whether the other kind is behind it (Holm-corrected paired
+    Wilcoxon p below ``scores.ALPHA``) or not separable; then from which d on, if any, the
+    hypergradient methods overtake the black-box methods."""
+    out = []
+    for task, rows in table.groupby("task", sort=True):
+        lines, overtaken = [], []
+        for d, at in rows.groupby("dimensions", sort=True):
+            line, overtakes = _at_dimension(at)
+            lines.append(f"d = {d}: {line}")
+            overtaken.append((d, overtakes))
+        seeds = int(rows["runs"].max())
+        from_d = _from_on(overtaken)
+        kinds = set(rows.loc[rows["method"] != UNTUNED, "kind"])
+        if not {HYPERGRADIENT, BLACK_BOX} <= kinds:
+            lead = f"**{task}**: only {names(sorted(kinds))} methods ran, so there is no crossing to read."
+        elif from_d is None:
+            lead = (
+                f"**{task}**: at no d do the hypergradient methods overtake the black-box methods (best row a "
+                f"hypergradient method with every black-box tuner behind it at p < {scores.ALPHA:g}, Holm-corrected "
+                f"paired Wilcoxon over {seeds} seeds)."
+            )
+        else:
+            lead = (
+                f"**{task}**: the hypergradient methods overtake the black-box methods from d = {from_d} on (the best "
+                f"row a hypergradient method with every black-box tuner behind it at p < {scores.ALPHA:g}, "
+                f"Holm-corrected paired Wilcoxon over {seeds} seeds)."
+            )
+        floor = 2 / 2**seeds
+        if floor >= scores.ALPHA:
+            lead += (
+                f" With {seeds} paired seeds the smallest two-sided signed-rank p-value is {floor:.2g}: no row can be "
+                "behind another at this level, so every statement below is about medians, not separations."
+            )
+        out.append(" ".join([lead, *[f"{line}." for line in lines]]))
+    return out
+
+
+def _at_dimension(rows: pd.DataFrame) -> tuple[str, bool]:
+    """One d's sentence, and whether hypergradients overtake there."""
+    tuners = rows[rows["method"] != UNTUNED]
+    best = rows[rows["standing"] == "best"]
+    if best.empty:
+        return "no run produced a score", False
+    winner = best.iloc[0]
+    other_kind = BLACK_BOX if winner["kind"] == HYPERGRADIENT else HYPERGRADIENT
+    others = tuners[tuners["kind"] == other_kind]
+    behind = others[others["standing"] == "behind"]
+    level = f"median {number(winner['score_median'])}"
+    kind = "untuned" if winner["method"] == UNTUNED else winner["kind"]
+    text = f"best {winner['method']} ({kind}, {level})"
+    if others.empty:
+        return text + f"; no {other_kind} method ran", False
+    leader = others.iloc[0]  # table rows are sorted by median score
+    gap = f"best {other_kind} {leader['method']} at {number(leader['score_median'])}"
+    if len(behind) == len(others):
+        text += f"; every {other_kind} method behind it ({gap}, p = {_p(leader)})"
+    else:
+        tied = others[others["standing"] != "behind"]
+        text += f"; {gap}, not separable: " + names([f"{r.method} (p = {_p(r)})" for r in tied.itertuples()])
+    overtakes = kind == HYPERGRADIENT and len(behind) == len(others)
+    return text, overtakes
+
+
+def _p(row) -> str:  # noqa: ANN001 - a row or itertuples row of analysis.crossing
+    value = row["p_holm"] if isinstance(row, pd.Series) else row.p_holm
+    return "-" if not math.isfinite(value) else f"{value:.2g}"
+
+
+def _from_on(overtaken: list[tuple[int, bool]]) -> int | None:
+    """The smallest d from which the hypergradient methods overtake at every larger d too."""
+    start = None
+    for d, overtakes in overtaken:
+        start = (start if start is not None else d) if overtakes else None
+    return start

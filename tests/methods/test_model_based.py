@@ -111,3 +111,20 @@ def test_cmaes_starts_its_first_generation_at_the_best_design_point():
     best = min(design, key=lambda t: t.evaluation.objective).config
     assert method.study.sampler._x0 == best
     assert all(t.config not in [d.config for d in design] for t in result.trials[4:])
+
+
+def test_full_covariance_cmaes_refuses_hundreds_of_hyperparameters_and_the_separable_form_runs():
+    """Above 256 numeric hyperparameters an ask of the full form takes tens of seconds
+    (results/reference/perf_methods_dims_cpu.md): it refuses in one line, naming the way out."""
+    with pytest.raises(BenchError, match=r"^method=cmaes with a full covariance: 300 numeric hyperparameters, allowed"):
+        build(bench_config("task=branin", "task.dimensions=300", "method=cmaes"))
+    experiment = build(
+        bench_config(
+            "task=branin", "task.dimensions=300", "method=cmaes", "method.use_separable_cma=true", "method.n_initial=2"
+        )
+    )
+    result = run(
+        experiment.task, experiment.method, Budget(evaluations=4), 0, settings=RunSettings(incumbent_repeats=0)
+    )
+    assert len(result.trials) == 4 and not result.method_errors
+    assert all(t.config in experiment.task.space for t in result.trials)

@@ -42,6 +42,15 @@ def test_digits_are_the_offline_source_and_are_split_1000_400_397():
     assert "digits" in images.name
 
 
+def test_train_images_keeps_the_first_n_training_images_and_refuses_more_than_there_are():
+    whole = load_images("digits")
+    task = build(bench_config(*TINY_MNIST, "task.train_images=120", "method=random")).task
+    assert np.array_equal(task.train[0].numpy(), whole.train[0][:120]) and task.describe()["rows"]["train"] == 120
+    assert np.array_equal(task.validation[0].numpy(), whole.validation[0])  # the other splits as they were
+    with pytest.raises(BenchError, match=r"^task.train_images=1001: digits has 1000 training images; allowed 1..1000"):
+        build(bench_config(*TINY_MNIST, "task.train_images=1001", "method=random"))
+
+
 def test_idx_files_are_read_with_their_header_and_checked(tmp_path):
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (60000, 28, 28)), np.arange(60000) % 10
