@@ -16,6 +16,7 @@ Pixels are scaled to [0, 1].
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import struct
@@ -133,6 +134,17 @@ def _fetch_mnist(folder: Path, url: str, timeout: float) -> str:
 
 
 def _idx(dataset: str, folder: Path, source: str) -> Images:
+    stamps = tuple((s.st_size, s.st_mtime_ns) for s in (Path(folder, name).stat() for name in FILES.values()))
+    return _read_idx_set(dataset, str(folder), source, stamps)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_idx_set(dataset: str, folder: str, source: str, stamps: tuple) -> Images:
+    """The four IDX files of ``folder``, read and checked once per process while their sizes and
+    modification times (``stamps``) stay the same: a sweep's pre-flight builds every job's task
+    (50 in ``suite=many_hyperparameters``), and a worker runs many jobs. The arrays are read-only,
+    as every task that shares them copies what it uses."""
+    folder = Path(folder)
     arrays = {key: read_idx(folder / name) for key, name in FILES.items()}
     x, y, test_x, test_y = (arrays[k] for k in ("train_x", "train_y", "test_x", "test_y"))
     if x.shape != (60000, 28, 28) or test_x.shape != (10000, 28, 28) or len(y) != 60000 or len(test_y) != 10000:
@@ -144,13 +156,17 @@ def _idx(dataset: str, folder: Path, source: str) -> Images:
         digest.update(arrays[key].tobytes())
     flat = x.reshape(len(x), -1).astype(np.float32) / 255
     labels = y.astype(np.int64)
+    test_flat = test_x[:5000].reshape(5000, -1).astype(np.float32) / 255
+    test_labels = test_y[:5000].astype(np.int64)
+    for array in (flat, labels, test_flat, test_labels):
+        array.setflags(write=False)
     return Images(
         dataset=dataset,
         source=source,
         sha256=digest.hexdigest(),
         train=(flat[:15000], labels[:15000]),
         validation=(flat[15000:20000], labels[15000:20000]),
-        test=(test_x[:5000].reshape(5000, -1).astype(np.float32) / 255, test_y[:5000].astype(np.int64)),
+        test=(test_flat, test_labels),
     )
 
 

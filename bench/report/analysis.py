@@ -31,6 +31,8 @@ from bench.report import scores, stats
 
 FRACTIONS = (0.25, 0.5, 1.0)
 """Budget fractions of the anytime and rank tables."""
+UNTUNED = "default"
+"""The method whose row is the untuned configuration: its kind in ``crossing`` is ``untuned``."""
 GRID = np.linspace(0.02, 1.0, 50)
 """Budget fractions of the anytime and rank curves."""
 
@@ -218,7 +220,8 @@ def _trial_counts(total: int) -> list[int]:
 
 def crossing(runs: pd.DataFrame, who: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per task swept over the number of tuned hyperparameters d (``load.settings``: a task with
-    runs at two d or more), per d and method: the kind (hypergradient or black-box), the median and
+    runs at two d or more), per d and method: the kind (hypergradient, black-box, or untuned for
+    the default configuration's row), the median and
     IQR over runs of the score (``scores``) and of the test metric, and the method's standing
     against the best row at that d with its Holm-corrected paired p-value (``scores.compare``).
     Empty where no task was run at two d."""
@@ -238,7 +241,11 @@ def crossing(runs: pd.DataFrame, who: pd.DataFrame | None = None) -> pd.DataFram
                     "setting": setting,
                     "dimensions": int(group["dimensions"].iloc[0]),
                     "method": label,
-                    "kind": str(kinds[0]) if len(kinds) == 1 else "unknown",
+                    "kind": "untuned"
+                    if group["method"].iloc[0] == UNTUNED
+                    else str(kinds[0])
+                    if len(kinds) == 1
+                    else "unknown",
                     "score": against["score"],
                     "runs": len(group),
                     **_quartiles("score", score),

@@ -131,6 +131,13 @@ def settings(runs: pd.DataFrame) -> pd.Series:
     return out
 
 
+def setting_order(task: str) -> tuple[str, int]:
+    """A sort key that puts a task's settings in the order of d (``mnist_mlp[d=4]`` before
+    ``mnist_mlp[d=32]``), and any other task by its name."""
+    name, _, rest = task.partition("[d=")
+    return (name, int(rest.rstrip("]"))) if rest.rstrip("]").isdigit() else (task, -1)
+
+
 def _float(value: Any) -> float:
     return math.nan if value is None else float(value)
 

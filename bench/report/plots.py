@@ -155,7 +155,7 @@ def importance(table: pd.DataFrame, stem: Path) -> Path:
 
 
 LINE_STYLES = {"hypergradient": "-", "black-box": "--"}
-"""The crossing figure draws hypergradient methods solid, black-box methods dashed, others dotted."""
+"""The crossing figure draws hypergradient methods solid, black-box methods dashed, the untuned row dotted."""
 
 
 def crossing(table: pd.DataFrame, colours: dict, stem: Path) -> Path:
@@ -197,6 +197,8 @@ def crossing(table: pd.DataFrame, colours: dict, stem: Path) -> Path:
             ax.set(title=task, xlabel="hyperparameters tuned (d)", ylabel=ylabel)
         row[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.suptitle(
-        "Against the number of hyperparameters (median, IQR band; solid: hypergradient, dashed: black-box)", fontsize=10
+        "Against the number of hyperparameters (median, IQR band; "
+        "solid: hypergradient, dashed: black-box, dotted: untuned)",
+        fontsize=10,
     )
     return _save(figure, stem)

@@ -269,7 +269,7 @@ def crossing_section(context: Context) -> Section | None:
         "task.l2_granularity): the methods are compared, paired by seed and tested within each d (the sections "
         "above, one task row per d). Rows: median [interquartile range] over seeds; 'behind': Holm-corrected p below "
         f"{scores.ALPHA:g} and worse on the paired seeds; kind: hypergradient (trains through the training loop) or "
-        "black-box; default is the untuned configuration, on neither side.",
+        "black-box; untuned: the default configuration, on neither side.",
         figures=[plots.crossing(found, context.colours, context.figures / "crossing")],
     )
 

@@ -22,6 +22,7 @@ import pandas as pd
 from bench.errors import BenchError
 from bench.records import NOTHING_LEFT
 from bench.report import scores
+from bench.report.load import setting_order
 from bench.report.render import names, number, p_value, rate, render, with_iqr
 
 SHORT = 0.9
@@ -76,10 +77,10 @@ def summarise(runs: pd.DataFrame, who: pd.DataFrame | None = None) -> pd.DataFra
     against = who.rename(columns={"label": "method", "median": "score_median", "mean": "score_mean"})
     columns = ["task", "method", "score", "score_median", "score_mean", "wins", "best", "paired", "p", "p_holm"]
     table = table.merge(against[columns], on=["task", "method"], how="left")
-    order = table.assign(first=~table["best"]).sort_values(
-        ["task", "first", "score_median", "score_mean", "best_median", "method"], kind="stable"
+    order = table.assign(first=~table["best"], setting=table["task"].map(setting_order)).sort_values(
+        ["setting", "first", "score_median", "score_mean", "best_median", "method"], kind="stable"
     )
-    return order.drop(columns="first").reset_index(drop=True)
+    return order.drop(columns=["first", "setting"]).reset_index(drop=True)
 
 
 def _mean(group: pd.DataFrame, column: str) -> float:

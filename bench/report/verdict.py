@@ -16,12 +16,14 @@ import math
 import pandas as pd
 
 from bench.report import scores
+from bench.report.load import setting_order
 from bench.report.render import names, number
 
 
 def paragraphs(who: pd.DataFrame) -> list[str]:
     """One Markdown paragraph per task of ``who`` (the ``scores.per_task`` table)."""
-    return [task_verdict(task, rows) for task, rows in who.groupby("task", sort=True)]
+    groups = sorted(who.groupby("task", sort=False), key=lambda group: setting_order(group[0]))
+    return [task_verdict(task, rows) for task, rows in groups]
 
 
 def task_verdict(task: str, rows: pd.DataFrame) -> str:
@@ -96,8 +98,6 @@ def _tested(row) -> str:  # noqa: ANN001 - a row of itertuples
 
 
 HYPERGRADIENT, BLACK_BOX = "hypergradient", "black-box"
-UNTUNED = "default"
-"""The untuned baseline row: on neither side of the crossing."""
 
 
 def crossing(table: pd.DataFrame) -> list[str]:
@@ -114,7 +114,7 @@ def crossing(table: pd.DataFrame) -> list[str]:
             overtaken.append((d, overtakes))
         seeds = int(rows["runs"].max())
         from_d = _from_on(overtaken)
-        kinds = set(rows.loc[rows["method"] != UNTUNED, "kind"])
+        kinds = set(rows.loc[rows["kind"] != "untuned", "kind"])
         if not {HYPERGRADIENT, BLACK_BOX} <= kinds:
             lead = f"**{task}**: only {names(sorted(kinds))} methods ran, so there is no crossing to read."
         elif from_d is None:
@@ -141,7 +141,7 @@ def crossing(table: pd.DataFrame) -> list[str]:
 
 def _at_dimension(rows: pd.DataFrame) -> tuple[str, bool]:
     """One d's sentence, and whether hypergradients overtake there."""
-    tuners = rows[rows["method"] != UNTUNED]
+    tuners = rows[rows["kind"] != "untuned"]
     best = rows[rows["standing"] == "best"]
     if best.empty:
         return "no run produced a score", False
@@ -150,7 +150,7 @@ def _at_dimension(rows: pd.DataFrame) -> tuple[str, bool]:
     others = tuners[tuners["kind"] == other_kind]
     behind = others[others["standing"] == "behind"]
     level = f"median {number(winner['score_median'])}"
-    kind = "untuned" if winner["method"] == UNTUNED else winner["kind"]
+    kind = winner["kind"]
     text = f"best {winner['method']} ({kind}, {level})"
     if others.empty:
         return text + f"; no {other_kind} method ran", False

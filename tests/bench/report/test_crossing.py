@@ -63,6 +63,8 @@ def test_each_d_is_a_setting_compared_within_itself(sweep):
         assert row.dimensions == meta["dimensions"] == len(meta["space_groups"].get("l2", ["l2"]))
         assert dimensions(meta["experiment"]["identity"], meta["space_groups"]) == meta["dimensions"]
         assert row.method_kind == ("hypergradient" if row.method == "drmad" else "black-box")
+    kinds = analysis.crossing(runs).drop_duplicates("method").set_index("method")["kind"]
+    assert kinds.to_dict() == {"default": "untuned", "drmad": "hypergradient", "random": "black-box"}
 
 
 def test_the_crossing_table_holds_the_medians_and_paired_tests_of_the_run_files(sweep):
@@ -130,7 +132,7 @@ def test_the_crossing_in_words_names_the_d_from_which_hypergradients_overtake(la
         _cell(10, "gp_ei", "black-box", 0.2, "not separable", 0.3),
         _cell(100, "drmad", "hypergradient", 0.1, "best"),
         _cell(100, "gp_ei", "black-box", 0.2, "behind"),
-        _cell(100, "default", "black-box", 0.05, "ahead"),  # the untuned row is on neither side
+        _cell(100, "default", "untuned", 0.05, "ahead"),  # the untuned row is on neither side
         _cell(1000, "drmad", "hypergradient", 0.1, "best"),
         _cell(1000, "gp_ei", "black-box", 0.2, last),
     ]
