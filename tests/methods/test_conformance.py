@@ -81,6 +81,7 @@ PRESET_SETTINGS = {  # the folder of a preset's method variants -> a small setti
     "bo_vs_hypergrad": "bikeshare[fixed]",
     "bo_vs_hypergrad_42k": "bikeshare[fixed]",
     "fair_baseline_text": "text_rnn[fixed]",
+    "many_hyperparameters": "mnist_mlp[l2]",  # the preset tunes only L2 penalties (grouped: tests/bench/test_groups.py)
 }
 
 
