@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench.budget import Budget
 from bench.errors import BenchError
 from bench.identity import digest, experiment_identity
-from bench.protocols import Method, Task, TrainingLoopMethod, missing_members
+from bench.protocols import Method, Task, method_kind, missing_members
 from bench.provenance import provenance
 from bench.runner import RunSettings
 from bench.space import SearchSpace
@@ -100,7 +100,7 @@ def run_meta(cfg: DictConfig, experiment: Experiment, overrides: list[str]) -> d
         "space": repr(task.space),
         "space_groups": {name: list(members) for name, members in task.space.groups.items()},
         "dimensions": len(task.space),  # hyperparameters tuned (every group counted)
-        "method_kind": "hypergradient" if isinstance(experiment.method, TrainingLoopMethod) else "black-box",
+        "method_kind": method_kind(experiment.method),
         "default_config": task.space.default,
         "task_info": task_info,
         "overrides": overrides,

@@ -165,6 +165,11 @@ class TrainingProblem:
     """``w (P,) -> Evaluation``: the task's objective, test metrics and metrics of trained weights."""
 
 
+HYPERGRADIENT_KIND, BLACK_BOX_KIND = "hypergradient", "black-box"
+"""A method's kind as ``run.json`` records it (``method_kind``) and the report reads it:
+hypergradient for a ``TrainingLoopMethod``, black-box for any other."""
+
+
 HYPERGRADIENT_HYPERPARAMETERS = ("learning_rate", "momentum", "l2")
 """What a differentiable task's space declares for hypergradient methods: the continuous
 hyperparameters of its momentum-SGD training. A hypergradient method tunes those the space leaves
@@ -206,3 +211,8 @@ class TrainingLoopMethod(Method, Protocol):
         it returned, recorded (a resumed run) or computed in a worker process (``trial_timeout_s``).
         ``evaluate`` must therefore record in ``Evaluation.metrics`` what this needs."""
         ...
+
+
+def method_kind(method: Method) -> str:
+    """``HYPERGRADIENT_KIND`` for a method that trains through the loop, else ``BLACK_BOX_KIND``."""
+    return HYPERGRADIENT_KIND if isinstance(method, TrainingLoopMethod) else BLACK_BOX_KIND

@@ -14,7 +14,9 @@ import math
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.protocols import BLACK_BOX_KIND, HYPERGRADIENT_KIND
 from bench.report import scores
+from bench.report.analysis import UNTUNED
 from bench.report.papers import PaperTable
 from bench.report.stats import wilcoxon_p
 
@@ -234,10 +236,9 @@ def many_hyperparameters(runs: pd.DataFrame, trials: pd.DataFrame) -> PaperTable
     matrix = scores.score_matrix(at)
     labels = at.drop_duplicates("label").set_index("label")
     kind = labels["method_kind"].reindex(matrix.columns)
-    black_box = [
-        label for label in matrix.columns if kind[label] == "black-box" and labels.loc[label, "method"] != "default"
-    ]
-    family = [label for label in matrix.columns if kind[label] == "hypergradient"]
+    untuned = labels["method"].reindex(matrix.columns) == UNTUNED
+    black_box = [label for label in matrix.columns if kind[label] == BLACK_BOX_KIND and not untuned[label]]
+    family = [label for label in matrix.columns if kind[label] == HYPERGRADIENT_KIND]
     best_bo = scores.best_row(matrix[black_box]) if black_box else None
     drmad = sorted(labels.index[labels["method"] == "drmad"])
     for name, candidates in (("DrMAD", drmad), ("the family's best", family)):

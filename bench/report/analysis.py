@@ -31,8 +31,8 @@ from bench.report import scores, stats
 
 FRACTIONS = (0.25, 0.5, 1.0)
 """Budget fractions of the anytime and rank tables."""
-UNTUNED = "default"
-"""The method whose row is the untuned configuration: its kind in ``crossing`` is ``untuned``."""
+UNTUNED, UNTUNED_KIND = "default", "untuned"
+"""The method whose row is the untuned configuration, and its kind in ``crossing``."""
 GRID = np.linspace(0.02, 1.0, 50)
 """Budget fractions of the anytime and rank curves."""
 
@@ -234,18 +234,18 @@ def crossing(runs: pd.DataFrame, who: pd.DataFrame | None = None) -> pd.DataFram
             against = who.loc[(setting, label)]
             score = scores.run_scores(group, against["score"]).to_numpy(float)
             test = group["final_test_metric"].to_numpy(float)
-            kinds = group["method_kind"].dropna().unique() if "method_kind" in group else []
+            kinds = group["method_kind"].dropna().unique()
+            if group["method"].iloc[0] == UNTUNED:
+                kind = UNTUNED_KIND
+            else:
+                kind = str(kinds[0]) if len(kinds) == 1 else "unknown"  # unknown: recorded before method_kind
             rows.append(
                 {
                     "task": task_name,
                     "setting": setting,
                     "dimensions": int(group["dimensions"].iloc[0]),
                     "method": label,
-                    "kind": "untuned"
-                    if group["method"].iloc[0] == UNTUNED
-                    else str(kinds[0])
-                    if len(kinds) == 1
-                    else "unknown",
+                    "kind": kind,
                     "score": against["score"],
                     "runs": len(group),
                     **_quartiles("score", score),

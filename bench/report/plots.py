@@ -15,6 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench.protocols import BLACK_BOX_KIND, HYPERGRADIENT_KIND  # noqa: E402
+
 AXIS_LABELS = {"steps": "training steps", "seconds": "wall-clock seconds"}
 
 
@@ -154,7 +156,7 @@ def importance(table: pd.DataFrame, stem: Path) -> Path:
     return _save(figure, stem)
 
 
-LINE_STYLES = {"hypergradient": "-", "black-box": "--"}
+LINE_STYLES = {HYPERGRADIENT_KIND: "-", BLACK_BOX_KIND: "--"}
 """The crossing figure draws hypergradient methods solid, black-box methods dashed, the untuned row dotted."""
 
 

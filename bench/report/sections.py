@@ -243,6 +243,7 @@ def crossing_section(context: Context) -> Section | None:
             for s, p in found[["standing", "p_holm"]].to_numpy()
         ],
     )
+    order = [str(d) for d in sorted(found["dimensions"].unique())]
     tables = []
     for value, heading in (
         ("validation", "retrained validation objective: median [IQR] over seeds"),
@@ -252,7 +253,6 @@ def crossing_section(context: Context) -> Section | None:
         wide = cells.pivot_table(
             index=["task", "method", "kind"], columns="d", values=value, aggfunc="first", sort=False
         )
-        order = [str(d) for d in sorted(found["dimensions"].unique())]
         wide = wide[[d for d in order if d in wide.columns]].fillna("-")
         wide.columns = [f"d={d}" for d in wide.columns]
         tables.append(

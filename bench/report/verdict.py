@@ -15,7 +15,10 @@ import math
 
 import pandas as pd
 
+from bench.protocols import BLACK_BOX_KIND as BLACK_BOX
+from bench.protocols import HYPERGRADIENT_KIND as HYPERGRADIENT
 from bench.report import scores
+from bench.report.analysis import UNTUNED_KIND
 from bench.report.load import setting_order
 from bench.report.render import names, number
 
@@ -97,9 +100,6 @@ def _tested(row) -> str:  # noqa: ANN001 - a row of itertuples
     return f"p = {row.p_holm:.2g}"
 
 
-HYPERGRADIENT, BLACK_BOX = "hypergradient", "black-box"
-
-
 def crossing(table: pd.DataFrame) -> list[str]:
     """The crossing in words, one paragraph per task of ``table`` (``analysis.crossing``): at each
     d which kind of method is best and whether the other kind is behind it (Holm-corrected paired
@@ -114,7 +114,7 @@ def crossing(table: pd.DataFrame) -> list[str]:
             overtaken.append((d, overtakes))
         seeds = int(rows["runs"].max())
         from_d = _from_on(overtaken)
-        kinds = set(rows.loc[rows["kind"] != "untuned", "kind"])
+        kinds = set(rows.loc[rows["kind"] != UNTUNED_KIND, "kind"])
         if not {HYPERGRADIENT, BLACK_BOX} <= kinds:
             lead = f"**{task}**: only {names(sorted(kinds))} methods ran, so there is no crossing to read."
         elif from_d is None:
@@ -141,7 +141,7 @@ def crossing(table: pd.DataFrame) -> list[str]:
 
 def _at_dimension(rows: pd.DataFrame) -> tuple[str, bool]:
     """One d's sentence, and whether hypergradients overtake there."""
-    tuners = rows[rows["kind"] != "untuned"]
+    tuners = rows[rows["kind"] != UNTUNED_KIND]
     best = rows[rows["standing"] == "best"]
     if best.empty:
         return "no run produced a score", False
@@ -149,9 +149,8 @@ def _at_dimension(rows: pd.DataFrame) -> tuple[str, bool]:
     other_kind = BLACK_BOX if winner["kind"] == HYPERGRADIENT else HYPERGRADIENT
     others = tuners[tuners["kind"] == other_kind]
     behind = others[others["standing"] == "behind"]
-    level = f"median {number(winner['score_median'])}"
     kind = winner["kind"]
-    text = f"best {winner['method']} ({kind}, {level})"
+    text = f"best {winner['method']} ({kind}, median {number(winner['score_median'])})"
     if others.empty:
         return text + f"; no {other_kind} method ran", False
     leader = others.iloc[0]  # table rows are sorted by median score
