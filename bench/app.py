@@ -24,6 +24,7 @@ from bench import config as schema
 from bench.budget import Budget
 from bench.build import Experiment, build, run_meta
 from bench.errors import BenchError, RunFailed
+from bench.fidelity import PAUSED_DIR, PausedTrainings
 from bench.records import RUN_FILE, TRIALS_JSONL, RunResult, Trial
 from bench.runner import run
 from bench.store import RunStore, check_folder, discard_unstarted
@@ -78,8 +79,9 @@ def job(cfg: DictConfig) -> float | None:
 def _tune(experiment: Experiment, store: RunStore, history: list[Trial], progress: bool) -> RunResult:
     """The runner's loop, each trial appended to the store; a run that stops on an exception is
     closed as ``interrupted`` or ``failed`` (a resume refused while replaying is put back as it was)."""
+    paused = PausedTrainings(store.directory / PAUSED_DIR)  # a multi-fidelity method's, kept for a resume
     try:
-        return run(
+        result = run(
             experiment.task,
             experiment.method,
             experiment.budget,
@@ -89,7 +91,10 @@ def _tune(experiment: Experiment, store: RunStore, history: list[Trial], progres
             on_trial=store.append,
             progress=progress,
             label=f"{experiment.method_name} s{experiment.seed}",
+            paused=paused,
         )
+        paused.clear()  # the run is over: nothing left to continue
+        return result
     except KeyboardInterrupt:
         store.finish(None, "interrupted")
         raise

@@ -22,8 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench.budget import Budget
 from bench.errors import BenchError
+from bench.fidelity import check_fidelity
 from bench.identity import digest, experiment_identity
-from bench.protocols import Method, Task, method_kind, missing_members
+from bench.protocols import FidelityMethod, Method, Task, method_kind, missing_members
 from bench.provenance import provenance
 from bench.runner import RunSettings
 from bench.space import SearchSpace
@@ -68,6 +69,13 @@ def build(cfg: DictConfig, job_number: int | None = None) -> Experiment:
         raise BenchError(f"task._target_={task_options['_target_']}: lacks {', '.join(missing)} of the Task protocol")
     # the task's space: a task may expand an entry into groups (task.l2_granularity), which every method sees alike
     method = _component(OmegaConf.to_container(cfg.method, resolve=True), "method", space=task.space, seed=cfg.seed)
+    if isinstance(method, FidelityMethod):
+        check_fidelity(task, str(cfg.method.get("name")))
+        if settings.trial_timeout_s is not None:
+            raise BenchError(
+                f"trial_timeout_s={settings.trial_timeout_s} with method={cfg.method.get('name')}: a multi-fidelity "
+                "method's paused trainings live in the run's process, not in a timed worker; use trial_timeout_s=null"
+            )
     return Experiment(
         task=task,
         method=method,

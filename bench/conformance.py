@@ -7,7 +7,9 @@
 A method, run through the real runner on a task it accepts:
 
 - runs its whole budget (it may not stop asking early) and produces at least one ``ok`` trial;
-- answers ``ask(n)`` with at most ``n`` configurations, each inside the search space;
+- answers ``ask(n)`` with at most ``n`` configurations, each inside the search space (a
+  multi-fidelity method: at most ``n`` rungs, each configuration inside the space, and at least
+  one rung continued from a paused training);
 - is reproducible: the same seed gives the same trials, value by value (NaN equal to NaN);
 - uses its seed: another seed gives other proposals, unless the method declares
   ``uses_seed = False`` (the default configuration, which has nothing random to seed).
@@ -18,6 +20,10 @@ metrics it reports, and evaluating the default configuration
 twice with one seed gives the same objective. A task that trains batches (``BatchTask``) gives,
 for the default configuration and another seed trained together, what it gives for each alone
 (status and steps equal, objective within a relative 1e-4: float rounding, not another training).
+A task that trains part of the way (``FidelityTask``, with one training length) continues a
+training paused at a third of it to the full length with the same paused state and objective,
+bit for bit, as one trained straight through, each call counting only its own steps, and its full
+training scores what ``evaluate`` does (within a relative 1e-4).
 
 A failed check raises ``ConformanceError`` with one line saying which rule broke and how.
 """
@@ -29,9 +35,11 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
+
 from bench.budget import Budget
 from bench.errors import BenchError
-from bench.protocols import BatchTask, Evaluation, Method, Task, missing_members
+from bench.protocols import BatchTask, Evaluation, FidelityTask, Method, Rung, Task, missing_members
 from bench.records import RunResult
 from bench.runner import RunSettings, run
 from bench.space import Config
@@ -46,23 +54,23 @@ class _Watched:
 
     def __init__(self, method: Method, space: Any) -> None:
         self._method, self._space = method, space
-        self.proposals: list[Config] = []
+        self.proposals: list[Config | Rung] = []
 
-    def ask(self, n: int) -> list[Config]:
-        configs = self._method.ask(n)
+    def ask(self, n: int) -> list[Config | Rung]:
+        asked = self._method.ask(n)
         name = type(self._method).__name__
-        if len(configs) > n:
-            raise ConformanceError(f"{name}.ask({n}) returned {len(configs)} configurations; at most {n} are allowed")
-        for config in configs:
+        if len(asked) > n:
+            raise ConformanceError(f"{name}.ask({n}) returned {len(asked)} configurations; at most {n} are allowed")
+        for item in asked:
             try:
-                self._space.check(config)
+                self._space.check(item.config if isinstance(item, Rung) else item)
             except BenchError as error:
                 raise ConformanceError(f"{name} proposed a configuration outside its space: {error}") from None
-        self.proposals.extend(configs)
-        return configs
+        self.proposals.extend(asked)
+        return asked
 
-    def tell(self, configs: Sequence[Config], evaluations: Sequence[Evaluation]) -> None:
-        self._method.tell(configs, evaluations)
+    def tell(self, asked: Sequence[Config | Rung], evaluations: Sequence[Evaluation]) -> None:
+        self._method.tell(asked, evaluations)
 
     def __getattr__(self, name: str) -> Any:  # evaluate() of a training-loop method, and the rest
         return getattr(self._method, name)
@@ -88,6 +96,8 @@ def check_method(
     if not any(trial.evaluation.ok for trial in first.trials):
         statuses = sorted({trial.evaluation.status for trial in first.trials})
         raise ConformanceError(f"{name} produced no ok trial in {len(first.trials)} (statuses: {statuses})")
+    if any(isinstance(item, Rung) for item in proposals) and all(t.continues is None for t in first.trials):
+        raise ConformanceError(f"{name} continued no paused training in its {len(first.trials)} rungs")
     again, _, _ = once(seeds[0])
     if not same_trials(_table(first), _table(again)):
         raise ConformanceError(f"{name} is not reproducible: seed {seeds[0]} gave different trials on a second run")
@@ -126,6 +136,8 @@ def check_task(task: Task, seed: int = 0) -> None:
             f"{name}: the default configuration with seed {seed} gave objectives {first.objective!r} and "
             f"{second.objective!r}"
         )
+    if isinstance(task, FidelityTask) and task.full_fidelity is not None:
+        check_fidelity_task(task, seed)
     if isinstance(task, BatchTask):
         configs, seeds = [task.space.default, task.space.default], [seed, seed + 1]
         alone = [first, task.evaluate(configs[1], seeds[1])]
@@ -141,8 +153,48 @@ def check_task(task: Task, seed: int = 0) -> None:
                 )
 
 
+def check_fidelity_task(task: FidelityTask, seed: int = 0) -> None:
+    """A training paused at a third of its length and continued equals one trained straight through."""
+    name, full, config = type(task).__name__, task.full_fidelity, task.space.default
+    assert full is not None
+    pause = max(1, full // 3)
+    if pause == full:
+        return  # a one-step training cannot pause
+    first, paused = task.train_to(config, seed, pause)
+    continued, after = task.train_to(config, seed, full, paused)
+    straight, state = task.train_to(config, seed, full)
+    if (first.cost_steps, continued.cost_steps, straight.cost_steps) != (pause, full - pause, full):
+        raise ConformanceError(
+            f"{name}.train_to counts {first.cost_steps} + {continued.cost_steps} steps for a training paused at "
+            f"{pause} of {full}, and {straight.cost_steps} straight through; each call must count only its own steps"
+        )
+    if not (_same(continued.objective, straight.objective) and _same_state(after, state)):
+        raise ConformanceError(
+            f"{name}.train_to: paused at step {pause} and continued to {full} gives objective {continued.objective!r}, "
+            f"straight through {straight.objective!r} (or another paused state): a continued training must be the same"
+        )
+    whole = task.evaluate(config, seed)
+    if not math.isclose(whole.objective, straight.objective, rel_tol=1e-4) and not _same(
+        whole.objective, straight.objective
+    ):
+        raise ConformanceError(
+            f"{name}: train_to the full {full} steps gives {straight.objective!r}, evaluate {whole.objective!r}"
+        )
+
+
+def _same_state(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and bool(torch.equal(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_state(a[k], b[k]) for k in a)
+    return _same(a, b)
+
+
 def _table(result: RunResult) -> list[tuple[Any, ...]]:
-    return [(t.config, t.evaluation.status, t.evaluation.objective, t.evaluation.cost_steps) for t in result.trials]
+    return [
+        (t.config, t.evaluation.status, t.evaluation.objective, t.evaluation.cost_steps, t.fidelity, t.continues)
+        for t in result.trials
+    ]
 
 
 def same_trials(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> bool:

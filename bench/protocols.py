@@ -7,7 +7,9 @@ are named in config (``_target_``) and built by Hydra, with these constructor co
 Black-box methods are ask/tell objects that never see the training loop (``Method``). Beside
 them: a task that trains several configurations in one vectorised run (``BatchTask``), a task that
 hands its training loop over as pure functions (``DifferentiableTask``), and a method that tunes
-through that loop (``TrainingLoopMethod``, the hypergradients). The runner's loop (ask, evaluate,
+through that loop (``TrainingLoopMethod``, the hypergradients); a task that trains part of the way
+and continues later (``FidelityTask``), and a method that asks for such partial trainings and
+stops the poor ones early (``FidelityMethod``, the multi-fidelity methods). The runner's loop (ask, evaluate,
 record, tell) and the trial records are the same for every kind.
 """
 
@@ -165,9 +167,10 @@ class TrainingProblem:
     """``w (P,) -> Evaluation``: the task's objective, test metrics and metrics of trained weights."""
 
 
-HYPERGRADIENT_KIND, BLACK_BOX_KIND = "hypergradient", "black-box"
+HYPERGRADIENT_KIND, BLACK_BOX_KIND, MULTI_FIDELITY_KIND = "hypergradient", "black-box", "multi-fidelity"
 """A method's kind as ``run.json`` records it (``method_kind``) and the report reads it:
-hypergradient for a ``TrainingLoopMethod``, black-box for any other."""
+hypergradient for a ``TrainingLoopMethod``, multi-fidelity for a ``FidelityMethod``, black-box for
+any other (each of its trials a full training)."""
 
 
 HYPERGRADIENT_HYPERPARAMETERS = ("learning_rate", "momentum", "l2")
@@ -213,6 +216,71 @@ class TrainingLoopMethod(Method, Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Rung:
+    """What a multi-fidelity method asks for: train ``config`` up to ``fidelity`` training steps.
+
+    ``lineage`` is the method's name for one training of one configuration (any whole number it
+    chooses, unique per training): a rung whose lineage trained before continues that paused
+    training from where it stopped (it must ask for more steps than before), with that training's
+    seed, so it costs only the new steps; a new lineage starts from scratch.
+    """
+
+    config: Config
+    fidelity: int
+    lineage: int
+
+
+PausedTraining = dict[str, Any]
+"""A paused training as a fidelity task hands it back: tensors and plain numbers only (saved with
+``torch.save`` and read with ``weights_only=True``), opaque to the runner."""
+
+
+@runtime_checkable
+class FidelityTask(Task, Protocol):
+    """A task that trains a configuration part of the way and continues it later (freeze-thaw).
+
+    Continuing to step r2 a training paused at r1 must give the same weights and objective, bit
+    for bit, as training straight to r2 with the same seed; and training to ``full_fidelity`` the
+    same objective as ``evaluate`` up to float rounding.
+    """
+
+    full_fidelity: int | None
+    """Training steps of ``evaluate``, the same for every configuration of the space; None when
+    the space tunes the training length (a multi-fidelity method then cannot run)."""
+
+    def train_to(
+        self, config: Config, seed: int, steps: int, paused: PausedTraining | None = None
+    ) -> tuple[Evaluation, PausedTraining]:
+        """Train ``config`` (randomness from ``seed``) to ``steps`` training steps, from scratch or
+        from ``paused`` (which this task returned for the same configuration and seed at fewer
+        steps), and score it there. ``cost_steps`` counts only the steps trained in this call."""
+        ...
+
+
+@runtime_checkable
+class FidelityMethod(Protocol):
+    """A multi-fidelity method: it asks for ``Rung``s instead of configurations, and decides per
+    training whether to continue it (a later rung of the same lineage) or stop it (never again).
+
+    ``ask(n)`` returns up to ``n`` rungs and ``tell`` gets them back with what the method may see of
+    their evaluations, as for ``Method``, with the same determinism and fault contract. The runner
+    calls ``begin(full_fidelity)`` once, before the first ``ask``: the steps of a full training.
+    """
+
+    multi_fidelity: bool
+    """True: marks the method as one (a protocol member, so ``isinstance`` can tell it apart)."""
+
+    def begin(self, full_fidelity: int) -> None: ...
+
+    def ask(self, n: int) -> list[Rung]: ...
+
+    def tell(self, rungs: Sequence[Rung], evaluations: Sequence[Evaluation]) -> None: ...
+
+
 def method_kind(method: Method) -> str:
-    """``HYPERGRADIENT_KIND`` for a method that trains through the loop, else ``BLACK_BOX_KIND``."""
-    return HYPERGRADIENT_KIND if isinstance(method, TrainingLoopMethod) else BLACK_BOX_KIND
+    """``HYPERGRADIENT_KIND`` for a method that trains through the loop, ``MULTI_FIDELITY_KIND`` for
+    one that stops trainings early, else ``BLACK_BOX_KIND``."""
+    if isinstance(method, TrainingLoopMethod):
+        return HYPERGRADIENT_KIND
+    return MULTI_FIDELITY_KIND if isinstance(method, FidelityMethod) else BLACK_BOX_KIND

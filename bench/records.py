@@ -60,6 +60,12 @@ class Trial:
     proposed_by: str = "method"
     """``method``, or ``fallback`` when the method's ``ask`` raised (``method_error`` says what)."""
     method_error: str | None = None
+    fidelity: int | None = None
+    """Training steps this trial's training reached (a multi-fidelity method's rung); None: a full
+    training (any other method)."""
+    continues: int | None = None
+    """The trial whose paused training this rung continued (its ``cost_steps`` are the new steps
+    only); None: trained from scratch."""
 
 
 @dataclass
@@ -107,6 +113,8 @@ def trial_row(identity: Mapping[str, Any], trial: Trial, test_metric: str) -> di
         "error": evaluation.error,
         "proposed_by": trial.proposed_by,
         "method_error": trial.method_error,
+        "fidelity": trial.fidelity,
+        "continues": trial.continues,
         "config": trial.config,
         "test": dict(evaluation.test),
         "metrics": dict(evaluation.metrics),
@@ -139,6 +147,8 @@ def recorded_trial(row: Mapping[str, Any]) -> Trial:
         best_so_far=number(row["best_so_far"]),
         proposed_by=row.get("proposed_by", "method"),
         method_error=row.get("method_error"),
+        fidelity=row.get("fidelity"),
+        continues=row.get("continues"),
     )
 
 

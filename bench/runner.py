@@ -47,6 +47,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,7 +56,17 @@ from tqdm.auto import tqdm
 
 from bench.budget import Budget, Spent
 from bench.errors import BenchError
-from bench.protocols import BatchTask, DifferentiableTask, Evaluation, Method, Task, TrainingLoopMethod
+from bench.fidelity import FidelityRun, PausedTrainings
+from bench.protocols import (
+    BatchTask,
+    DifferentiableTask,
+    Evaluation,
+    FidelityMethod,
+    Method,
+    Rung,
+    Task,
+    TrainingLoopMethod,
+)
 from bench.records import NOTHING_LEFT, RunResult, Trial
 from bench.space import Config
 
@@ -100,6 +111,11 @@ def final_seed(seed: int, repeat: int) -> int:
     return int(np.random.SeedSequence([seed, 2, repeat]).generate_state(1)[0])
 
 
+def reached(trial: Trial) -> float:
+    """The fidelity a trial's training reached: its rung's steps, inf for a full training."""
+    return math.inf if trial.fidelity is None else trial.fidelity
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -116,6 +132,8 @@ class _Ledger:
     offset: float = 0.0
     """Simulated minus measured evaluation time and, on resume, the recorded clock's lead."""
     trials: list[Trial] = field(default_factory=list)
+    top: float = -math.inf
+    """The highest fidelity an ``ok`` trial reached (inf: a full training); ``best`` is among those."""
 
     def clock(self) -> float:
         """Seconds the run has spent: wall clock since its start, plus ``offset``."""
@@ -128,6 +146,8 @@ class _Ledger:
         self.offset = trial.cumulative_seconds - (time.perf_counter() - self.start)
         self.spent.seconds = trial.cumulative_seconds
         self.best = trial.best_so_far
+        if trial.evaluation.ok:
+            self.top = max(self.top, reached(trial))
         self.trials.append(trial)
 
     def record(self, evaluation: Evaluation, measured: float, clock: float, **trial: object) -> Trial:
@@ -138,8 +158,13 @@ class _Ledger:
         self.spent.evaluations += 1
         self.spent.train_steps += evaluation.cost_steps
         self.spent.seconds = clock + cost
-        if evaluation.ok and (math.isnan(self.best) or evaluation.objective < self.best):
-            self.best = evaluation.objective
+        fidelity = trial.get("fidelity")
+        if evaluation.ok:
+            level = math.inf if fidelity is None else fidelity
+            if level > self.top:  # a higher fidelity: scores below it no longer compare
+                self.top, self.best = level, math.nan
+            if level == self.top and (math.isnan(self.best) or evaluation.objective < self.best):
+                self.best = evaluation.objective
         made = Trial(
             index=len(self.trials),
             evaluation=evaluation,
@@ -164,16 +189,20 @@ def run(
     on_trial: Callable[[Trial], None] | None = None,
     progress: bool = False,
     label: str = "",
+    paused: PausedTrainings | None = None,
 ) -> RunResult:
     """Tune ``task`` with ``method`` until ``budget`` is spent or the method has nothing to ask.
 
     ``on_trial`` receives every new trial before the method is told about it (the store appends
     it to disk there, so a crash keeps every finished trial); replayed ``history`` is not passed.
+    ``paused`` keeps a multi-fidelity method's paused trainings (``bench.fidelity``; default: in
+    memory only).
     """
     evaluate, evaluate_batch = _evaluators(task, method, settings)
     trains_itself = isinstance(method, TrainingLoopMethod)
     public = tuple(task.public_metrics)
     seed_everything(seed)
+    fidelity = FidelityRun(task, method, paused) if isinstance(method, FidelityMethod) else None
     recorded = list(history)
     ledger = _Ledger()
     method_errors: list[str] = []
@@ -184,18 +213,20 @@ def run(
     try:
         while (stop_reason := budget.exhausted(ledger.spent)) is None:
             left = budget.evaluations_left(ledger.spent)
-            proposal = _propose(task, method, settings.batch_size if left is None else min(settings.batch_size, left))
+            n = settings.batch_size if left is None else min(settings.batch_size, left)
+            proposal = _propose(task, method, n, fidelity)
             method_errors += proposal.errors
             if not proposal.configs:
                 stop_reason = NOTHING_LEFT
                 break
             first = len(ledger.trials)
-            seeds = [trial_seed(seed, first + k) for k in range(len(proposal.configs))]
-            evaluations = _replay(ledger, recorded[first : first + len(seeds)], proposal.configs, seeds, task, method)
+            seeds = proposal.seeds(seed, first)
+            evaluations = _replay(ledger, recorded[first : first + len(seeds)], proposal, seeds, task, method)
             bar.update(len(evaluations))
-            fresh = _fresh(
-                evaluate, evaluate_batch, proposal.configs, seeds, len(evaluations), settings.trial_timeout_s
-            )
+            trainer = evaluate  # a rung trains from its paused state (bench.fidelity)
+            if fidelity is not None:
+                trainer = fidelity.evaluator(proposal.rungs, first, len(evaluations))
+            fresh = _fresh(trainer, evaluate_batch, proposal.configs, seeds, len(evaluations), settings.trial_timeout_s)
             restore = method.restore if trains_itself and settings.trial_timeout_s is not None else None
             for trial in _recorded(ledger, fresh, proposal, seeds, len(evaluations), task, restore):
                 if on_trial is not None:
@@ -203,7 +234,7 @@ def run(
                 evaluations.append(trial.evaluation)
                 bar.update(1)
                 bar.set_postfix(best=f"{ledger.best:.4g}")
-            _tell(method, proposal.configs, [e.observed(public) for e in evaluations], method_errors)
+            _tell(method, proposal.asked, [e.observed(public) for e in evaluations], method_errors)
             ledger.spent.seconds = ledger.clock()
     finally:
         bar.close()
@@ -214,7 +245,7 @@ def run(
     result = RunResult(
         trials=ledger.trials, stop_reason=stop_reason, seconds=ledger.spent.seconds, method_errors=method_errors
     )
-    ok = [t for t in ledger.trials if t.evaluation.ok]
+    ok = [t for t in ledger.trials if t.evaluation.ok and reached(t) == ledger.top]  # at the highest fidelity
     if ok:
         result.incumbent = min(ok, key=lambda t: t.evaluation.objective)
         result.final_seeds = [final_seed(seed, repeat) for repeat in range(settings.incumbent_repeats)]
@@ -237,20 +268,25 @@ def _evaluators(task: Task, method: Method, settings: RunSettings) -> tuple[Eval
         evaluate = task.evaluate
     if settings.trial_timeout_s is not None:
         return in_worker(evaluate, settings.trial_timeout_s), None  # a timed trial runs alone
-    batched = settings.vectorise and settings.batch_size > 1 and isinstance(task, BatchTask) and not trains_itself
+    batched = settings.vectorise and settings.batch_size > 1 and isinstance(task, BatchTask)
+    batched = batched and not trains_itself and not isinstance(method, FidelityMethod)
     return evaluate, task.evaluate_batch if batched else None
 
 
 def _replay(
-    ledger: _Ledger, recorded: Sequence[Trial], configs: list[Config], seeds: list[int], task: Task, method: Method
+    ledger: _Ledger, recorded: Sequence[Trial], proposal: _Proposal, seeds: list[int], task: Task, method: Method
 ) -> list[Evaluation]:
     """Resume: the recorded outcomes of the first ``len(recorded)`` configurations of a batch, not
-    new trainings, after checking that the method proposed them again."""
+    new trainings, after checking that the method proposed them again (a rung: to the same steps,
+    continuing the same trial)."""
     evaluations = []
     for k, record in enumerate(recorded):
-        trial = _replayed(record, len(ledger.trials), configs[k], seeds[k], type(method).__name__)
+        config, rung = proposal.configs[k], proposal.rung(k)
+        trial = _replayed(record, len(ledger.trials), config, seeds[k], type(method).__name__, rung)
         if isinstance(method, TrainingLoopMethod):
-            method.restore(task, configs[k], seeds[k], trial.evaluation)
+            method.restore(task, config, seeds[k], trial.evaluation)
+        if proposal.fidelity is not None:
+            proposal.fidelity.replayed(proposal.rungs[k], trial.index, seeds[k], trial.evaluation.status == "failed")
         ledger.replayed(trial)
         evaluations.append(trial.evaluation)
     return evaluations
@@ -282,7 +318,8 @@ def _retrain(evaluate: Evaluate, config: Config, seeds: list[int], timeout_s: fl
 
 @dataclass
 class _Proposal:
-    """What one ``ask`` gave: configurations inside the space, who proposed them, its seconds."""
+    """What one ``ask`` gave: configurations inside the space, who proposed them, its seconds; for
+    a multi-fidelity method, the rungs (each a configuration, its fidelity and its lineage)."""
 
     configs: list[Config]
     proposed_by: str
@@ -290,18 +327,47 @@ class _Proposal:
     ask_seconds: float
     """Each configuration's share of the ask's seconds."""
     errors: list[str]
+    rungs: list[Rung] = field(default_factory=list)
+    fidelity: FidelityRun | None = None
+    continues: list[int | None] = field(default_factory=list)
+    """Per rung, the trial whose paused training it continues (known before any is trained)."""
+
+    @property
+    def asked(self) -> list[Any]:
+        """What the method is told about: its rungs, or its configurations."""
+        return self.rungs if self.fidelity is not None else self.configs
+
+    def rung(self, k: int) -> dict[str, int | None]:
+        """What the ``k``-th trial records of its rung (nothing for a full training)."""
+        if self.fidelity is None:
+            return {}
+        return {"fidelity": self.rungs[k].fidelity, "continues": self.continues[k]}
+
+    def seeds(self, seed: int, first: int) -> list[int]:
+        """Trial ``first + k`` trains with ``trial_seed(seed, first + k)``; a continued rung keeps
+        the seed its training started with."""
+        seeds = [trial_seed(seed, first + k) for k in range(len(self.configs))]
+        if self.fidelity is None:
+            return seeds
+        return [self.fidelity.seed(rung, new) for rung, new in zip(self.rungs, seeds, strict=True)]
 
 
-def _propose(task: Task, method: Method, n: int) -> _Proposal:
+def _propose(task: Task, method: Method, n: int, fidelity: FidelityRun | None = None) -> _Proposal:
     """Up to ``n`` configurations from ``method`` (or its fallback), each checked against the space."""
     errors: list[str] = []
     tic = time.perf_counter()
-    configs, proposed_by, method_error = _ask(method, n, errors)
-    ask_seconds = (time.perf_counter() - tic) / max(len(configs), 1)
-    if len(configs) > n:
-        raise RuntimeError(f"{type(method).__name__}.ask({n}) returned {len(configs)} configurations")
-    configs = [_suggestion(task, method, config) for config in configs]
-    return _Proposal(configs, proposed_by, method_error, ask_seconds, errors)
+    asked, proposed_by, method_error = _ask(method, n, errors)
+    ask_seconds = (time.perf_counter() - tic) / max(len(asked), 1)
+    if len(asked) > n:
+        raise RuntimeError(f"{type(method).__name__}.ask({n}) returned {len(asked)} configurations")
+    if fidelity is None:
+        configs = [_suggestion(task, method, config) for config in asked]
+        return _Proposal(configs, proposed_by, method_error, ask_seconds, errors)
+    rungs = fidelity.check(list(asked), f"{type(method).__name__}.ask({n})")
+    rungs = [replace(rung, config=_suggestion(task, method, rung.config)) for rung in rungs]
+    continues = [fidelity.continues(rung) for rung in rungs]
+    configs = [rung.config for rung in rungs]
+    return _Proposal(configs, proposed_by, method_error, ask_seconds, errors, rungs, fidelity, continues)
 
 
 def _recorded(
@@ -328,6 +394,7 @@ def _recorded(
             ask_seconds=proposal.ask_seconds,
             proposed_by=proposal.proposed_by,
             method_error=proposal.method_error,
+            **proposal.rung(k),
         )
         clock = ledger.spent.seconds
         log.debug(
@@ -374,14 +441,17 @@ def _tell(method: Method, configs: list[Config], evaluations: list[Evaluation], 
             log.warning("%s.tell raised %s: %s; retrying once", type(method).__name__, type(error).__name__, error)
 
 
-def _replayed(trial: Trial, index: int, config: Config, seed: int, method: str) -> Trial:
-    """A recorded trial, after checking that the method proposed it again with the same seed."""
+def _replayed(trial: Trial, index: int, config: Config, seed: int, method: str, rung: dict[str, int | None]) -> Trial:
+    """A recorded trial, after checking that the method proposed it again with the same seed (and a
+    rung to the same fidelity, continuing the same trial)."""
     if trial.index != index:
         raise BenchError(f"cannot resume: record {index} holds trial {trial.index}; the trials.jsonl is damaged")
-    if _plain(config) != _plain(trial.config) or seed != trial.seed:
+    recorded_rung = {"fidelity": trial.fidelity, "continues": trial.continues} if rung else {}
+    if _plain(config) != _plain(trial.config) or seed != trial.seed or rung != recorded_rung:
         raise BenchError(
-            f"cannot resume: at trial {trial.index} {method} proposes {_plain(config)}, but the record holds "
-            f"{_plain(trial.config)} (seed {trial.seed}): the record was made by another method, code or configuration"
+            f"cannot resume: at trial {trial.index} {method} proposes {_plain(config)} {rung or ''}, but the record "
+            f"holds {_plain(trial.config)} {recorded_rung or ''} (seed {trial.seed}): the record was made by another "
+            "method, code or configuration"
         )
     return replace(trial, config=config)
 

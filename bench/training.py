@@ -14,13 +14,14 @@ rebuildable in any order.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from bench.errors import BenchError
-from bench.protocols import TrainingProblem
+from bench.protocols import Evaluation, PausedTraining, TrainingProblem
 
 L2_GRANULARITIES = ("universal", "per_layer", "blocks_K", "per_unit")
 """How a differentiable task groups its weights into L2 penalties: one for all; one per weight
@@ -116,6 +117,29 @@ def momentum_sgd(
             ws.append(w)
             vs.append(v)
     return w, ws, vs
+
+
+def train_to(
+    problem: TrainingProblem,
+    learning_rate: float,
+    momentum: float,
+    l2: torch.Tensor,
+    steps: int,
+    paused: PausedTraining | None = None,
+) -> tuple[Evaluation, PausedTraining]:
+    """A ``FidelityTask.train_to`` for any task with a ``TrainingProblem``: the momentum SGD above
+    from ``problem.w0`` (or from ``paused``: ``{"step", "w", "v"}``) to step ``steps``, scored by
+    ``problem.score``; ``cost_steps`` counts the new steps only. Each step depends only on (w_t,
+    v_t, t), so a paused training continued equals one run straight through, bit for bit."""
+    start, w, v = 0, problem.w0, torch.zeros_like(problem.w0)
+    if paused is not None:
+        start, w, v = int(paused["step"]), paused["w"].to(problem.w0), paused["v"].to(problem.w0)
+    if not start < steps <= problem.steps:
+        raise ValueError(f"train_to: {steps} steps from step {start}; allowed {start + 1} .. {problem.steps}")
+    for w, v in sgd_steps(problem, learning_rate, momentum, penalty(problem, l2), w, v, start, steps):  # noqa: B007, B020
+        pass
+    evaluation = problem.score(w)
+    return replace(evaluation, cost_steps=steps - start), {"step": steps, "w": w.detach(), "v": v.detach()}
 
 
 def sgd_steps(

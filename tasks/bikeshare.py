@@ -31,9 +31,9 @@ from typing import Any
 import torch
 
 from bench.errors import BenchError
-from bench.protocols import Evaluation, TrainingProblem
+from bench.protocols import Evaluation, PausedTraining, TrainingProblem
 from bench.space import Config, SearchSpace
-from bench.training import L2_GRANULARITIES, BatchSchedule, check_granularity, torch_dtype, weight_groups
+from bench.training import L2_GRANULARITIES, BatchSchedule, check_granularity, torch_dtype, train_to, weight_groups
 from tasks.bikeshare_data import PYPI_REQUIREMENT, UCI_URL, load_hour, udacity_splits
 
 HYPERPARAMETERS = ("iterations", "learning_rate", "hidden_nodes")
@@ -121,6 +121,21 @@ class BikeshareTask:
             generator=torch.Generator(device=self.device).manual_seed(seed),
         )
         return self._evaluation(weights, steps)
+
+    @property
+    def full_fidelity(self) -> int | None:
+        """Steps of every full training when the space fixes ``iterations`` (multi-fidelity methods)."""
+        return self.space.fixed.get("iterations")
+
+    def train_to(
+        self, config: Config, seed: int, steps: int, paused: PausedTraining | None = None
+    ) -> tuple[Evaluation, PausedTraining]:
+        """The training of ``training_problem`` (the momentum-SGD form, equal to ``evaluate``'s up to
+        float rounding) stopped at ``steps`` or continued from ``paused``, scored there."""
+        config = {**OPTIONAL, **config}
+        l2 = torch.tensor([float(config[n]) for n in self.space.members("l2")], dtype=self.dtype, device=self.device)
+        problem = self.training_problem(config, seed)
+        return train_to(problem, config["learning_rate"], config["momentum"], l2, steps, paused)
 
     def evaluate_batch(self, configs: Sequence[Config], seeds: Sequence[int]) -> list[Evaluation]:
         """``[evaluate(c, s) for c, s in zip(configs, seeds)]``, trained together: configurations

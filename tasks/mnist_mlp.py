@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.errors import BenchError
-from bench.protocols import Evaluation, TrainingProblem
+from bench.protocols import Evaluation, PausedTraining, TrainingProblem
 from bench.space import Config, SearchSpace
 from bench.training import (
     L2_GRANULARITIES,
@@ -37,6 +37,7 @@ from bench.training import (
     momentum_sgd,
     penalty,
     torch_dtype,
+    train_to,
     weight_groups,
 )
 from tasks.mnist_data import MNIST_URL, load_images
@@ -109,6 +110,18 @@ class MnistMLPTask:
         problem = self.training_problem(config, seed)
         w_final, _, _ = momentum_sgd(problem, config["learning_rate"], config["momentum"], self.l2([config])[0])
         return replace(problem.score(w_final), cost_steps=problem.steps)
+
+    @property
+    def full_fidelity(self) -> int | None:
+        """Steps of every full training when the space fixes ``iterations`` (multi-fidelity methods)."""
+        return self.space.fixed.get("iterations")
+
+    def train_to(
+        self, config: Config, seed: int, steps: int, paused: PausedTraining | None = None
+    ) -> tuple[Evaluation, PausedTraining]:
+        """``evaluate``'s training stopped at ``steps`` (or continued from ``paused``), scored there."""
+        problem = self.training_problem(config, seed)
+        return train_to(problem, config["learning_rate"], config["momentum"], self.l2([config])[0], steps, paused)
 
     def evaluate_batch(self, configs: Sequence[Config], seeds: Sequence[int]) -> list[Evaluation]:
         """``[evaluate(c, s) for c, s in zip(configs, seeds)]``, trained together: the momentum SGD

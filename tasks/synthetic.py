@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import BenchError
-from bench.protocols import Evaluation
+from bench.protocols import Evaluation, PausedTraining
 from bench.space import Config, SearchSpace
 
 
@@ -124,4 +124,86 @@ class SyntheticTask:
             "noise_std": self.noise_std,
             "cost_seconds": self.cost_seconds,
             "definition": "Surjanovic and Bingham, Virtual Library of Simulation Experiments",
+        }
+
+
+# ------------------------------------------------------------------------- learning curves
+CURVE_HEIGHT = 3.0
+"""A: how far above its final value every curve starts."""
+
+
+def curve(x1: float, x2: float, progress: float) -> float:
+    """The noise-free validation loss of configuration (x1, x2) after ``progress`` (r / R) of its
+    training: ``final(x) + A exp(-k(x1) progress)``, final(x) = (x1 - 0.75)^2 + 0.5 (x2 - 0.5)^2,
+    k(x1) = 2 + 18 (1 - x1). Small x1 learns fast and ends worse: the curves cross, so the best
+    configuration after a short training is not the best after a full one (at r / R = 1/27 x1 = 0
+    scores 2.0 and x1 = 0.75 2.4; at r = R 0.56 and 0.005)."""
+    final = (x1 - 0.75) ** 2 + 0.5 * (x2 - 0.5) ** 2
+    return float(final + CURVE_HEIGHT * math.exp(-(2 + 18 * (1 - x1)) * progress))
+
+
+def _curve_minimum() -> float:
+    """min over [0, 1]^2 of ``curve(x, 1)`` (x2 = 0.5; x1 on a grid of 10^6 + 1 points, then the
+    grid's best refined by golden-section search)."""
+    grid = np.linspace(0.0, 1.0, 1_000_001)
+    values = (grid - 0.75) ** 2 + CURVE_HEIGHT * np.exp(-(2 + 18 * (1 - grid)))
+    low, high = grid[max(values.argmin() - 1, 0)], grid[min(values.argmin() + 1, len(grid) - 1)]
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(80):
+        a, b = high - ratio * (high - low), low + ratio * (high - low)
+        if curve(a, 0.5, 1.0) < curve(b, 0.5, 1.0):
+            high = b
+        else:
+            low = a
+    return curve(float(low + high) / 2, 0.5, 1.0)
+
+
+class LearningCurveTask:
+    """Synthetic learning curves for testing multi-fidelity methods (a ``FidelityTask``): a
+    configuration (x1, x2) in [0, 1]^2 "trains" for ``steps`` steps, and its objective after r of
+    them is ``curve(x1, x2, r / steps)`` plus Gaussian noise of ``noise_std`` drawn from (seed, r),
+    so a paused training continued to r2 scores what a straight one does. A step costs nothing real;
+    ``cost_steps`` counts them as a network's would. Test metric: the noise-free regret at full
+    training, ``curve(x, 1) - min curve(., 1)``."""
+
+    test_metric = "regret"
+    public_metrics = ()
+    pass_criteria: dict[str, str] = {}
+
+    def __init__(self, space: SearchSpace, device: str = "cpu", steps: int = 81, noise_std: float = 0.01) -> None:
+        if space.names != ["x1", "x2"]:
+            raise BenchError(f"task.space for learning_curves must declare x1, x2 in order; got {space.names}")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise BenchError(f"task.steps={steps!r}: must be a positive whole number")
+        if not noise_std >= 0:
+            raise BenchError(f"task.noise_std={noise_std}: must be zero or more")
+        self.space, self.full_fidelity, self.noise_std = space, steps, noise_std
+        self.minimum = _curve_minimum()
+
+    def evaluate(self, config: Config, seed: int) -> Evaluation:
+        return self.train_to(config, seed, self.full_fidelity)[0]
+
+    def train_to(
+        self, config: Config, seed: int, steps: int, paused: PausedTraining | None = None
+    ) -> tuple[Evaluation, PausedTraining]:
+        start = 0 if paused is None else int(paused["step"])
+        if not start < steps <= self.full_fidelity:
+            raise ValueError(f"train_to: {steps} steps from step {start}; allowed {start + 1} .. {self.full_fidelity}")
+        x1, x2 = float(config["x1"]), float(config["x2"])
+        value = curve(x1, x2, steps / self.full_fidelity)
+        noise = np.random.default_rng([seed, steps]).normal(0.0, self.noise_std) if self.noise_std else 0.0
+        final = curve(x1, x2, 1.0)
+        evaluation = Evaluation(
+            objective=value + noise,
+            test={"regret": final - self.minimum, "value": value},
+            cost_steps=steps - start,
+        )
+        return evaluation, {"step": steps}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "function": "learning curves: (x1 - 0.75)^2 + 0.5 (x2 - 0.5)^2 + 3 exp(-(2 + 18 (1 - x1)) r / R)",
+            "steps": self.full_fidelity,
+            "minimum": self.minimum,
+            "noise_std": self.noise_std,
         }

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.errors import BenchError
-from bench.protocols import Evaluation, TrainingProblem
+from bench.protocols import Evaluation, PausedTraining, TrainingProblem
 from bench.space import Config, SearchSpace
 from bench.training import (
     L2_GRANULARITIES,
@@ -53,6 +53,7 @@ from bench.training import (
     check_granularity,
     momentum_sgd,
     torch_dtype,
+    train_to,
     weight_groups,
 )
 from tasks.text_data import SPLIT_SHARES, load_corpus
@@ -235,9 +236,25 @@ class TextRNNTask:
     # ------------------------------------------------------------------ protocol
     def evaluate(self, config: Config, seed: int) -> Evaluation:
         problem = self.training_problem(config, seed)
-        l2 = torch.tensor([config[name] for name in self.space.members("l2")], dtype=self.dtype, device=self.device)
-        w_final, _, _ = momentum_sgd(problem, config["learning_rate"], config["momentum"], l2)
+        w_final, _, _ = momentum_sgd(problem, config["learning_rate"], config["momentum"], self.l2(config))
         return replace(problem.score(w_final), cost_steps=problem.steps)
+
+    def l2(self, config: Config) -> torch.Tensor:
+        """``(G,)``: the configuration's L2 penalty per group, in the space's order."""
+        return torch.tensor([config[name] for name in self.space.members("l2")], dtype=self.dtype, device=self.device)
+
+    @property
+    def full_fidelity(self) -> int | None:
+        """Steps of every full training when the space fixes ``epochs`` and ``batch_size``."""
+        fixed = self.space.fixed
+        return self.steps(fixed) if "epochs" in fixed and "batch_size" in fixed else None
+
+    def train_to(
+        self, config: Config, seed: int, steps: int, paused: PausedTraining | None = None
+    ) -> tuple[Evaluation, PausedTraining]:
+        """``evaluate``'s training stopped at ``steps`` (or continued from ``paused``), scored there."""
+        problem = self.training_problem(config, seed)
+        return train_to(problem, config["learning_rate"], config["momentum"], self.l2(config), steps, paused)
 
     def steps(self, config: Config) -> int:
         """Training steps: ``epochs`` passes' worth of batches over the training split."""

@@ -43,6 +43,7 @@ SETTINGS = {  # cheap settings of every task; "[fixed]": discrete hyperparameter
     "bikeshare[fixed]": ["task=bikeshare", *TINY_FIXED],
     "branin": ["task=branin"],
     "hartmann6": ["task=hartmann6"],
+    "learning_curves": ["task=learning_curves"],
     "mnist_mlp": ["task=mnist_mlp", *MNIST, "task.space.iterations.default=10"],
     "mnist_mlp[fixed]": ["task=mnist_mlp", *MNIST, "+task.space.iterations.fixed=10"],
     "text_linear": ["task=text_linear"],
@@ -52,7 +53,10 @@ SETTINGS = {  # cheap settings of every task; "[fixed]": discrete hyperparameter
     "bikeshare[l2]": ["task=bikeshare", *TINY_FIXED, *L2_ONLY_SPACE],
     "mnist_mlp[l2]": ["task=mnist_mlp", *MNIST, "+task.space.iterations.fixed=10", *L2_ONLY_SPACE],
 }
-OPTIONS = {"default": ["method.repeats=5"]}  # the default configuration, evaluated for the whole budget
+OPTIONS = {  # the default configuration, evaluated for the whole budget; top_k_early's round inside 5 rungs
+    "default": ["method.repeats=5"],
+    "top_k_early": ["method.candidates=3", "method.keep=1", "method.min_fidelity=0.5"],
+}
 HYPERGRADIENT = (
     "drmad",
     "drmad_k10",
@@ -64,6 +68,9 @@ HYPERGRADIENT = (
 L2_ONLY = ("implicit_hypergrad",)  # tunes only the L2 penalties
 NUMERIC_ONLY = ("turbo",)  # a trust region over numeric hyperparameters: refuses a categorical entry
 CATEGORICAL = ("text_linear", "text_rnn")  # the settings whose spaces tune a categorical entry
+MULTI_FIDELITY = ("asha", "hyperband", "bohb", "top_k_early")
+ONE_LENGTH = ("bikeshare[fixed]", "bikeshare[l2]", "mnist_mlp[fixed]", "mnist_mlp[l2]", "text_rnn", "text_rnn[fixed]")
+"""The settings of fidelity tasks whose space fixes the training length, as multi-fidelity methods need."""
 
 
 def accepts(method_name: str, setting: str) -> bool:
@@ -74,6 +81,8 @@ def accepts(method_name: str, setting: str) -> bool:
         return "[fixed]" in setting or "[l2]" in setting
     if method_name in NUMERIC_ONLY:
         return setting not in CATEGORICAL
+    if method_name in MULTI_FIDELITY:
+        return setting in (*ONE_LENGTH, "learning_curves")
     return True
 
 
@@ -87,7 +96,7 @@ PRESET_SETTINGS = {  # the folder of a preset's method variants -> a small setti
 
 def test_every_task_has_a_small_setting_and_every_variant_folder_its_presets_task():
     assert set(TASKS) <= {name.split("[")[0] for name in SETTINGS}
-    assert set(METHODS) >= set(HYPERGRADIENT) | set(L2_ONLY)
+    assert set(METHODS) >= set(HYPERGRADIENT) | set(L2_ONLY) | set(MULTI_FIDELITY)
     assert {variant.split("/")[0] for variant in VARIANTS} == set(PRESET_SETTINGS)
 
 
@@ -107,7 +116,7 @@ hypergradient methods; hartmann6 is branin's kind with more dimensions."""
 
 def checked(method_name: str, setting: str) -> bool:
     """Whether ``test_method_conforms`` runs a method on a setting."""
-    if method_name in (*HYPERGRADIENT, *L2_ONLY):
+    if method_name in (*HYPERGRADIENT, *L2_ONLY, *MULTI_FIDELITY):
         return True  # every setting: the ones they cannot tune must be refused in one line
     return setting in BLACK_BOX_SETTINGS
 
