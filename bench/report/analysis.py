@@ -18,6 +18,10 @@ them). Methods are the runs' labels (``bench.report.load``); scores pair up by s
   method's ask and tell, and the runner).
 - ``across_tasks``: the Friedman test over tasks and the Nemenyi critical difference.
 - ``expected_best``: Dodge et al.'s expected best validation objective of n random-search trials.
+- ``learning_curves``: a multi-fidelity run's trainings (lineages of rungs), each rung's objective
+  against its training steps, stopped trainings marked; ``stopping``: per method, how many
+  configurations its runs started, stopped early and trained fully, and the steps spent on those
+  stopped.
 """
 
 from __future__ import annotations
@@ -143,7 +147,7 @@ def comparison(
     rows = []
     for task, task_runs, task_trials in _tasks(runs, trials):
         goal = float(task_runs["best_objective"].median()) if target is None else float(target)
-        reached = _first_reach(task_trials, goal).reindex(task_runs["run_id"]).fillna(math.inf)
+        reached = first_reach(task_trials, goal).reindex(task_runs["run_id"]).fillna(math.inf)
         spent = task_trials.groupby("run_id")["cost_seconds"].sum()
         for label, group in task_runs.groupby("label", sort=True):
             against = who.loc[(task, label)]
@@ -172,10 +176,14 @@ def comparison(
     return pd.DataFrame(rows)
 
 
-def _first_reach(trials: pd.DataFrame, target: float) -> pd.DataFrame:
-    """Per run: the cumulative steps and seconds at its first ok trial with objective <= target
-    (inf when it never got there)."""
-    hit = trials[(trials["status"] == "ok") & (trials["objective"] <= target)]
+def first_reach(trials: pd.DataFrame, target: float) -> pd.DataFrame:
+    """Per run: the cumulative steps and seconds at its first trial whose best so far is <= target
+    (its incumbent there; inf when it never got there). For a multi-fidelity run the best so far
+    counts only trainings at the highest fidelity reached, so a short training's score never does."""
+    ordered = trials.sort_values(["run_id", "trial"])
+    runs = [stats.best_so_far(run) for _, run in ordered.groupby("run_id", sort=False)]
+    best = pd.concat(runs) if runs else pd.Series(dtype=float)
+    hit = ordered[best.reindex(ordered.index) <= target]
     first = hit.sort_values("trial").groupby("run_id")[["cumulative_steps", "cumulative_seconds"]].first()
     first = first.reindex(trials["run_id"].unique()).astype(float).fillna(math.inf)
     return first.rename(columns={"cumulative_steps": "steps", "cumulative_seconds": "seconds"})
@@ -272,3 +280,54 @@ def _quartiles(name: str, values: np.ndarray) -> dict[str, float]:
     method = "inverted_cdf" if np.isinf(finite).any() else "linear"  # no inf - inf interpolation
     q25, median, q75 = np.quantile(finite, [0.25, 0.5, 0.75], method=method)
     return {f"{name}_median": float(median), f"{name}_q25": float(q25), f"{name}_q75": float(q75)}
+
+
+def learning_curves(runs: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per rung of every run whose trials record a fidelity (multi-fidelity methods): its
+    run, task, label, seed, ``lineage`` (the trial its training started at; a rung continues the
+    trial named in ``continues``), ``fidelity`` (training steps reached), ``objective``, ``status``,
+    ``stopped`` (the training ended below the highest fidelity its run reached) and ``incumbent``."""
+    columns = ["run_id", "task", "label", "seed", "lineage", "trial", "fidelity", "objective", "status", "stopped"]
+    if trials.empty or "fidelity" not in trials or trials["fidelity"].isna().all():
+        return pd.DataFrame(columns=[*columns, "incumbent"])
+    rungs = trials[trials["fidelity"].notna()].sort_values(["run_id", "trial"])
+    rows = []
+    for _, run in rungs.groupby("run_id", sort=True):
+        lineage: dict[int, int] = {}
+        for trial, continues in zip(run["trial"], run["continues"], strict=True):
+            lineage[int(trial)] = int(trial) if pd.isna(continues) else lineage[int(continues)]
+        frame = run.assign(lineage=run["trial"].map(lineage), fidelity=run["fidelity"].astype(int))
+        top = frame.loc[frame["status"] == "ok", "fidelity"].max()
+        reached = frame.groupby("lineage")["fidelity"].transform("max")
+        at_top = frame[(frame["status"] == "ok") & (frame["fidelity"] == top)]
+        best = at_top["objective"].idxmin() if len(at_top) else None
+        rows.append(frame.assign(stopped=reached < top, incumbent=frame.index == best))
+    table = pd.concat(rows)
+    labels = runs.set_index("run_id")["label"]
+    table = table.assign(label=table["run_id"].map(labels))
+    return table[[*columns, "incumbent"]].reset_index(drop=True)
+
+
+def stopping(curves: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """Per task and method (label) of ``learning_curves``: the medians over runs of configurations
+    started, stopped early and trained to the highest fidelity, and the share of the training steps
+    spent on trainings that were stopped."""
+    if curves.empty:
+        return pd.DataFrame(columns=["task", "method", "runs", "started", "stopped", "full", "stopped_steps"])
+    cost = trials.set_index(["run_id", "trial"])["cost_steps"]
+    curves = curves.assign(cost=[cost.loc[(r, t)] for r, t in zip(curves["run_id"], curves["trial"], strict=True)])
+    per_run = curves.groupby(["task", "label", "run_id"]).apply(
+        lambda run: pd.Series(
+            {
+                "started": run["lineage"].nunique(),
+                "stopped": run.loc[run["stopped"], "lineage"].nunique(),
+                "full": run.loc[~run["stopped"], "lineage"].nunique(),
+                "stopped_steps": run.loc[run["stopped"], "cost"].sum() / max(run["cost"].sum(), 1),
+            }
+        ),
+        include_groups=False,
+    )
+    table = per_run.groupby(level=["task", "label"]).median()
+    table["runs"] = per_run.groupby(level=["task", "label"]).size()
+    table = table.reset_index().rename(columns={"label": "method"})
+    return table[["task", "method", "runs", "started", "stopped", "full", "stopped_steps"]]

@@ -98,7 +98,7 @@ def _run_row(directory: Path, meta: Mapping[str, Any], trials: pd.DataFrame) -> 
         "space_groups": dict(meta.get("space_groups") or {}),  # task.l2_granularity: l2 -> l2_<group>, ...
         "dimensions": meta.get("dimensions") or dimensions(identity, meta.get("space_groups") or {}),
         "n_trials": len(trials),
-        "best_objective": float(ok["objective"].min()) if len(ok) else math.nan,
+        "best_objective": best_objective(trials, ok),
         "final_objective": _float(final.get("objective")),
         "final_test_metric": _float(final.get("test_metric")),
         "seconds": _float(meta.get("seconds", trials["cumulative_seconds"].max() if len(trials) else None)),
@@ -110,6 +110,17 @@ def _run_row(directory: Path, meta: Mapping[str, Any], trials: pd.DataFrame) -> 
     for key, value in (final.get("metrics") or {}).items():
         row[f"final.{key}"] = value
     return row
+
+
+def best_objective(trials: pd.DataFrame, ok: pd.DataFrame) -> float:
+    """A run's best validation objective: its last ``best_so_far`` (the incumbent's; for a
+    multi-fidelity run the best at the highest fidelity reached, not a shorter training's lucky
+    score), or the lowest ``ok`` objective for trials recorded without it."""
+    if not len(ok):
+        return math.nan
+    if "best_so_far" in trials and trials["best_so_far"].notna().any():
+        return float(trials.sort_values("trial")["best_so_far"].dropna().iloc[-1])
+    return float(ok["objective"].min())
 
 
 def dimensions(identity: Mapping[str, Any], groups: Mapping[str, Sequence[str]]) -> int:

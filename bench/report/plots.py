@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.protocols import BLACK_BOX_KIND, HYPERGRADIENT_KIND  # noqa: E402
+from bench.protocols import BLACK_BOX_KIND, HYPERGRADIENT_KIND, MULTI_FIDELITY_KIND  # noqa: E402
 
 AXIS_LABELS = {"steps": "training steps", "seconds": "wall-clock seconds"}
 
@@ -156,8 +156,9 @@ def importance(table: pd.DataFrame, stem: Path) -> Path:
     return _save(figure, stem)
 
 
-LINE_STYLES = {HYPERGRADIENT_KIND: "-", BLACK_BOX_KIND: "--"}
-"""The crossing figure draws hypergradient methods solid, black-box methods dashed, the untuned row dotted."""
+LINE_STYLES = {HYPERGRADIENT_KIND: "-", BLACK_BOX_KIND: "--", MULTI_FIDELITY_KIND: "-."}
+"""The crossing figure draws hypergradient methods solid, black-box methods dashed, multi-fidelity
+dash-dotted, the untuned row dotted."""
 
 
 def crossing(table: pd.DataFrame, colours: dict, stem: Path) -> Path:
@@ -202,5 +203,47 @@ def crossing(table: pd.DataFrame, colours: dict, stem: Path) -> Path:
         "Against the number of hyperparameters (median, IQR band; "
         "solid: hypergradient, dashed: black-box, dotted: untuned)",
         fontsize=10,
+    )
+    return _save(figure, stem)
+
+
+def learning_curves(curves: pd.DataFrame, task: str, colours: dict, stem: Path) -> Path:
+    """Every multi-fidelity run of ``task``, one panel each (a row per method, a column per seed):
+    each training's validation objective against its training steps (``analysis.learning_curves``),
+    the trainings stopped early in grey, those that reached the run's highest fidelity in the
+    method's colour, the incumbent circled."""
+    data = curves[curves["task"] == task]
+    methods, seeds = sorted(data["label"].unique()), sorted(data["seed"].unique())
+    ticks = sorted(int(f) for f in data["fidelity"].unique())
+    ticks = ticks[:: max(1, -(-len(ticks) // 5))] + ([] if len(ticks) <= 5 else [ticks[-1]])  # at most 6 labels
+    figure, axes = plt.subplots(
+        len(methods),
+        len(seeds),
+        figsize=(2.6 * len(seeds) + 1, 2.2 * len(methods) + 0.6),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+    )
+    for row, method in zip(axes, methods, strict=True):
+        for ax, seed in zip(row, seeds, strict=True):
+            run = data[(data["label"] == method) & (data["seed"] == seed)]
+            for _, rungs in run[run["status"] == "ok"].groupby("lineage", sort=True):
+                stopped = bool(rungs["stopped"].iloc[0])
+                colour, width = ("0.6", 0.6) if stopped else (colours[method], 1.2)
+                ax.plot(rungs["fidelity"], rungs["objective"], "-o", color=colour, lw=width, ms=2, alpha=0.8)
+            best = run[run["incumbent"]]
+            ax.plot(best["fidelity"], best["objective"], "o", mfc="none", mec="k", ms=8)
+            ax.set_xscale("log")
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.minorticks_off()
+            if ax is row[0]:
+                ax.set_ylabel(f"{method}\nvalidation objective", fontsize=8)
+            if row is axes[-1]:
+                ax.set_xlabel("training steps of the configuration", fontsize=8)
+            if row is axes[0]:
+                ax.set_title(f"seed {seed}", fontsize=8)
+            ax.tick_params(labelsize=7)
+    figure.suptitle(
+        f"{task}: learning curves of the multi-fidelity runs (grey: stopped early; circled: incumbent)", fontsize=9
     )
     return _save(figure, stem)

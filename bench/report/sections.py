@@ -274,6 +274,41 @@ def crossing_section(context: Context) -> Section | None:
     )
 
 
+def learning_curves_section(context: Context) -> Section | None:
+    curves = analysis.learning_curves(context.runs, context.trials)
+    if curves.empty:
+        return None
+    table = analysis.stopping(curves, context.trials)
+    shown = table.assign(
+        started=table["started"].map(lambda v: number(v, 3)),
+        stopped=table["stopped"].map(lambda v: number(v, 3)),
+        full=table["full"].map(lambda v: number(v, 3)),
+        stopped_steps=table["stopped_steps"].map(lambda v: f"{100 * v:.0f}%"),
+    ).rename(
+        columns={
+            "started": "configurations started",
+            "stopped": "stopped early",
+            "full": "at the highest fidelity",
+            "stopped_steps": "steps on stopped trainings",
+        }
+    )
+    figures = [
+        plots.learning_curves(curves, task, context.colours, context.figures / f"learning_curves_{task}")
+        for task in sorted(curves["task"].unique())
+    ]
+    return Section(
+        "learning_curves",
+        "Learning curves of the multi-fidelity runs",
+        tables=[Table("learning_curves", shown, raw=table, heading="per method: medians over its runs")],
+        caption="A multi-fidelity method trains a configuration to a rung (a number of training steps) and continues "
+        "only the promising ones from where they paused; each rung is one trial, costing its new steps. A run's "
+        "incumbent is its best training at the highest fidelity it reached, and its best-so-far curves (the anytime "
+        "section) count only those. Figures: one panel per run (a row per method, a column per seed), each "
+        "training's validation objective against its steps; grey: stopped early.",
+        figures=figures,
+    )
+
+
 def final_section(context: Context) -> Section:
     compared = context.who.drop_duplicates("task").set_index("task")["score"]
     on = {task: (score, scores.SCORE_NAMES[score]) for task, score in compared.items()}
@@ -383,6 +418,7 @@ SECTIONS: list[Callable[[Context], Section | None]] = [
     ranks_section,
     versus_best_section,
     crossing_section,
+    learning_curves_section,
     final_section,
     across_tasks_section,
     expected_best_section,

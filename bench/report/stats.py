@@ -56,19 +56,30 @@ def best_so_far_at(trials: pd.DataFrame, axis: str, horizons: np.ndarray) -> pd.
     """The best validation objective among each run's ``ok`` trials finished by each horizon.
 
     ``trials``: rows of one or more runs (``run_id``, ``status``, ``objective`` and the cumulative
-    column of ``axis``, "steps" or "seconds"). Returns one row per run (index ``run_id``) and one
-    column per horizon; NaN where the run had no ``ok`` trial by then."""
+    column of ``axis``, "steps" or "seconds"; ``best_so_far`` when recorded, which a multi-fidelity
+    run keeps at the highest fidelity reached so far). Returns one row per run (index ``run_id``)
+    and one column per horizon; NaN where the run had no ``ok`` trial by then."""
     column = AXES[axis]
     horizons = np.asarray(horizons, dtype=float)
     out = {}
     for run_id, run in trials.groupby("run_id", sort=False):
         run = run.sort_values(column, kind="stable")
-        objective = np.where(run["status"].to_numpy() == "ok", run["objective"].to_numpy(float), np.inf)
-        best = np.minimum.accumulate(np.where(np.isnan(objective), np.inf, objective))
-        best[np.isinf(best)] = np.nan
+        best = best_so_far(run).to_numpy(float)
         index = np.searchsorted(run[column].to_numpy(float), horizons, side="right") - 1
         out[run_id] = np.where(index >= 0, best[np.maximum(index, 0)], np.nan)
     return pd.DataFrame.from_dict(out, orient="index", columns=list(horizons))
+
+
+def best_so_far(run: pd.DataFrame) -> pd.Series:
+    """The best validation objective so far at each trial of one run (rows in trial order): the
+    recorded ``best_so_far`` (which a multi-fidelity run keeps at the highest fidelity reached so
+    far), or for rows without it the running minimum of the ``ok`` objectives; NaN before the
+    first ``ok`` trial."""
+    if "best_so_far" in run:
+        return run["best_so_far"].astype(float)
+    objective = np.where(run["status"].to_numpy() == "ok", run["objective"].to_numpy(float), np.inf)
+    best = np.minimum.accumulate(np.where(np.isnan(objective), np.inf, objective))
+    return pd.Series(np.where(np.isinf(best), np.nan, best), index=run.index)
 
 
 def horizon(trials: pd.DataFrame, axis: str) -> float:
