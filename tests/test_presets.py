@@ -6,11 +6,17 @@ from pathlib import Path
 import pytest
 
 from bench.config import CONFIG_DIR
+from bench.protocols import BLACK_BOX_KIND, HYPERGRADIENT_KIND, MULTI_FIDELITY_KIND, method_kind
 from tests.helpers import command_jobs
 
 PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "suite").glob("*.yaml"))
 DIGITS = ["task.dataset=digits", "task.train_images=null"]  # offline and small; the presets' own default is auto
-OVERRIDES = {"drmad_mnist": DIGITS, "many_hyperparameters": DIGITS, "many_hyperparameters_full": DIGITS}
+OVERRIDES = {
+    "drmad_mnist": DIGITS,
+    "many_hyperparameters": DIGITS,
+    "many_hyperparameters_full": DIGITS,
+    "multi_fidelity": DIGITS,
+}
 
 
 def jobs(preset):
@@ -38,10 +44,15 @@ def test_every_job_of_a_preset_builds(preset):
     # drmad_mnist compares at the paper's hyper-iteration counts; lstm_odyssey runs one method for a
     # number of trials to read importance from: neither compares methods at equal compute
     if preset not in ("drmad_mnist", "lstm_odyssey"):
-        budgets = {(e.budget.evaluations, e.budget.train_steps, e.budget.seconds) for e in experiments}
-        assert len(budgets) == 1  # one budget, in compute (training steps) or wall-clock seconds
-        ((evaluations, steps, seconds),) = budgets
-        assert evaluations is None and (steps is not None or seconds is not None)
+        for task in {e.task_name for e in experiments}:
+            budgets = {
+                (e.budget.evaluations, e.budget.train_steps, e.budget.seconds)
+                for e in experiments
+                if e.task_name == task
+            }
+            assert len(budgets) == 1  # one budget per task, in compute (training steps) or wall-clock seconds
+            ((evaluations, steps, seconds),) = budgets
+            assert evaluations is None and (steps is not None or seconds is not None)
 
 
 def test_the_fair_baseline_gives_each_model_default_and_tuned_rows_on_one_space():
@@ -129,3 +140,28 @@ def test_the_many_hyperparameter_presets_run_every_method_at_five_d_on_one_space
             assert e.method.reverse_fraction == 0.1  # K = T/10
         if e.method_name == "cmaes":
             assert e.method.options["use_separable_cma"]
+
+
+def test_the_multi_fidelity_preset_runs_every_kind_of_method_on_one_space_per_task_at_equal_steps():
+    """Multi-fidelity methods against full-training BO, a hypergradient method and the default: two
+    fidelity tasks, their continuous hyperparameters tuned and their length fixed, a budget of whole
+    trainings per task, 5 seeds."""
+    configs, experiments = jobs("multi_fidelity")
+    assert sorted({c.seed for c in configs}) == [0, 1, 2, 3, 4] and len(configs) == 2 * 9 * 5
+    kinds = {e.method_name: method_kind(e.method) for e in experiments}
+    assert kinds == {
+        "asha": MULTI_FIDELITY_KIND,
+        "hyperband": MULTI_FIDELITY_KIND,
+        "bohb": MULTI_FIDELITY_KIND,
+        "top_k_early": MULTI_FIDELITY_KIND,
+        "random": BLACK_BOX_KIND,
+        "gp_ei": BLACK_BOX_KIND,
+        "optuna_tpe": BLACK_BOX_KIND,
+        "default": BLACK_BOX_KIND,
+        "drmad": HYPERGRADIENT_KIND,
+    }
+    trainings = {"text_rnn": 6, "mnist_mlp": 20}
+    for e in experiments:
+        assert [d.name for d in e.task.space.dimensions] == ["learning_rate", "momentum", "l2"]
+        assert e.task.full_fidelity is not None
+        assert e.budget.train_steps == trainings[e.task_name] * e.task.full_fidelity

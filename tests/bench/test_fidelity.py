@@ -19,6 +19,7 @@ from bench.fidelity import PAUSED_DIR, PausedTrainings
 from bench.records import RUN_FILE
 from bench.report.load import read_trials
 from bench.runner import RunSettings, run
+from tasks.synthetic import LearningCurveTask
 from tests.bench.test_resume import kill_after
 from tests.helpers import bench_config, comparable, run_bench
 from tests.methods.test_conformance import SETTINGS
@@ -172,3 +173,27 @@ def test_a_multi_fidelity_run_killed_between_rungs_and_resumed_equals_an_uninter
     whole_meta, after = (json.loads((folder / RUN_FILE).read_text()) for folder in (tmp_path / "whole", killed))
     assert after["final"]["objective"] == whole_meta["final"]["objective"]
     assert not (killed / PAUSED_DIR).exists()
+
+
+class _Crashing(LearningCurveTask):
+    """learning_curves whose trainings of x1 < 0.5 (the fast learners) crash past the first rung."""
+
+    def train_to(self, config, seed, steps, paused=None):
+        if config["x1"] < 0.5 and steps > 10:
+            raise RuntimeError("out of memory")
+        return super().train_to(config, seed, steps, paused)
+
+
+@pytest.mark.parametrize("method", ["asha", "bohb", "top_k_early"])
+def test_a_crashed_rung_is_a_failed_trial_and_its_training_is_never_continued(method):
+    experiment = build(bench_config(*FIDELITY_TASKS["learning_curves"], f"method={method}", "seed=1"))
+    task = _Crashing(experiment.task.space)
+    result = run(task, experiment.method, RUNG_BUDGET, 1, RunSettings(incumbent_repeats=0))
+    failed = [t for t in result.trials if t.evaluation.status == "failed"]
+    assert failed and all("out of memory" in t.evaluation.error for t in failed)
+    assert all(t.evaluation.cost_steps == 0 for t in failed)
+    for trial in failed:  # the method was told: nothing continues the failed rung's training
+        lineage = [t for t in result.trials if t.config == trial.config]
+        assert lineage[-1] is trial
+    top = max(t.fidelity for t in result.trials if t.evaluation.ok)  # crashed trainings reached no fidelity
+    assert result.incumbent.fidelity == top and result.incumbent.evaluation.ok
