@@ -30,7 +30,12 @@ recorded outcomes (a method that trains itself restores its meta-state from the 
 ``TrainingLoopMethod.restore``). The run then goes on from the first unrecorded trial, with the
 same seeds, clock and step count, so its trials equal an uninterrupted run's.
 
-``run`` reads as those steps: ``_replay`` (recorded trials), ``_fresh`` (new evaluations, one by
+Rungs. A multi-fidelity method (``FidelityMethod``) asks for rungs, partial trainings that may
+continue one it paused (``bench.fidelity``): each is a trial recording its ``fidelity`` and the
+trial it ``continues``, costing its new steps; a continued training keeps its first seed. The best
+so far and the incumbent are the best at the highest fidelity an ``ok`` trial reached.
+
+How one training runs (faults, timeouts, batches) is ``bench.evaluations``. ``run`` reads as those steps: ``_replay`` (recorded trials), ``_fresh`` (new evaluations, one by
 one or as one batch), ``_Ledger.record`` (clock, steps, best so far) and ``_retrain`` (the
 incumbent). ``RunSettings`` holds, and validates in one place, how a run runs.
 """
@@ -41,7 +46,6 @@ import functools
 import json
 import logging
 import math
-import multiprocessing
 import random
 import time
 import traceback
@@ -51,11 +55,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from pebble import concurrent
 from tqdm.auto import tqdm
 
 from bench.budget import Budget, Spent
 from bench.errors import BenchError
+from bench.evaluations import Evaluate, EvaluateBatch, evaluate_all, evaluate_once, in_worker
 from bench.fidelity import FidelityRun, PausedTrainings
 from bench.protocols import (
     BatchTask,
@@ -71,9 +75,6 @@ from bench.records import NOTHING_LEFT, RunResult, Trial
 from bench.space import Config
 
 log = logging.getLogger(__name__)
-
-Evaluate = Callable[[Config, int], Evaluation]
-EvaluateBatch = Callable[[list[Config], list[int]], list[Evaluation]]
 
 
 @dataclass(frozen=True)
@@ -304,16 +305,16 @@ def _fresh(
     with its seconds. A vectorised batch cut by a kill is trained whole again, grouped as it was,
     so its new trials round as they would have; they share the whole batch's seconds."""
     if evaluate_batch is None or not 0 < replayed < len(configs):
-        yield from _evaluations(evaluate, evaluate_batch, configs[replayed:], seeds[replayed:], timeout_s)
+        yield from evaluate_all(evaluate, evaluate_batch, configs[replayed:], seeds[replayed:], timeout_s)
         return
-    whole = list(_evaluations(evaluate, evaluate_batch, configs, seeds, timeout_s))
+    whole = list(evaluate_all(evaluate, evaluate_batch, configs, seeds, timeout_s))
     share = sum(seconds for _, seconds in whole) / (len(configs) - replayed)
     yield from ((evaluation, share) for evaluation, _ in whole[replayed:])
 
 
 def _retrain(evaluate: Evaluate, config: Config, seeds: list[int], timeout_s: float | None) -> list[Evaluation]:
     """The incumbent retrained once per seed (seeds no trial used): its unselected scores."""
-    return [_evaluate(evaluate, config, seed, timeout_s) for seed in seeds]
+    return [evaluate_once(evaluate, config, seed, timeout_s) for seed in seeds]
 
 
 @dataclass
@@ -466,76 +467,3 @@ def _suggestion(task: Task, method: Method, config: Config) -> Config:
         return task.space.check(config, where=f"{type(method).__name__} suggestion")
     except BenchError as error:  # a method proposing outside its space is a bug, not user input
         raise RuntimeError(str(error)) from None
-
-
-class TrialTimeout(Exception):  # noqa: N818 - named for what happened, as TimeoutError
-    """A trial ran past ``trial_timeout_s`` and its worker was stopped."""
-
-
-def in_worker(evaluate: Evaluate, timeout_s: float) -> Evaluate:
-    """``evaluate`` in a forked worker process that ``pebble`` kills after ``timeout_s`` seconds.
-
-    Forked, so the task and its data are not pickled (only the ``Evaluation`` comes back); a
-    method that trains itself gets its state back through ``TrainingLoopMethod.restore``.
-    """
-    worker = concurrent.process(timeout=timeout_s, context=multiprocessing.get_context("fork"))(evaluate)
-
-    def evaluate_with_timeout(config: Config, seed: int) -> Evaluation:
-        try:
-            return worker(config, seed).result()
-        except TimeoutError as error:
-            if error.args[:1] == ("Task Timeout",):  # pebble's, not one the task raised itself
-                raise TrialTimeout(timeout_s) from None
-            raise
-
-    return evaluate_with_timeout
-
-
-def _evaluations(
-    evaluate: Evaluate,
-    evaluate_batch: EvaluateBatch | None,
-    configs: list[Config],
-    seeds: list[int],
-    timeout_s: float | None,
-) -> Iterator[tuple[Evaluation, float]]:
-    """Each configuration's evaluation and its seconds, as each finishes. With ``evaluate_batch``
-    (a task that trains several configurations in one vectorised run) the whole batch finishes at
-    once and shares its seconds evenly; if it raises, each trial fails with its error."""
-    if evaluate_batch is not None and len(configs) > 1:
-        tic = time.perf_counter()
-        try:
-            evaluations = evaluate_batch(configs, seeds)
-        except BenchError:
-            raise
-        except Exception as error:  # noqa: BLE001 - as _evaluate, for the whole batch
-            log.warning(
-                "batched evaluation of %d configurations failed: %s: %s", len(configs), type(error).__name__, error
-            )
-            evaluations = [_failed(error)] * len(configs)
-        each = (time.perf_counter() - tic) / len(configs)
-        yield from ((evaluation, each) for evaluation in evaluations)
-        return
-    for config, seed in zip(configs, seeds, strict=True):
-        tic = time.perf_counter()
-        evaluation = _evaluate(evaluate, config, seed, timeout_s)
-        yield evaluation, time.perf_counter() - tic
-
-
-def _failed(error: Exception) -> Evaluation:
-    return Evaluation(objective=math.nan, status="failed", error=f"{type(error).__name__}: {error}")
-
-
-def _evaluate(evaluate: Evaluate, config: Config, seed: int, timeout_s: float | None = None) -> Evaluation:
-    """Run one evaluation; an exception inside training, or a timeout, becomes a ``failed`` trial."""
-    try:
-        return evaluate(config, seed)
-    except BenchError:
-        raise
-    except TrialTimeout:
-        log.warning("evaluation of %s ran past trial_timeout_s=%g s and was stopped", config, timeout_s)
-        error = f"timeout: ran past trial_timeout_s={timeout_s:g} s"
-        return Evaluation(objective=math.nan, status="failed", error=error)
-    except Exception as error:  # noqa: BLE001 - a crashing configuration must not end the run
-        log.warning("evaluation of %s failed: %s: %s", config, type(error).__name__, error)
-        log.debug("%s", traceback.format_exc())
-        return _failed(error)
