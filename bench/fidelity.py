@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from bench.budget import Budget, Spent
 from bench.errors import BenchError
 from bench.files import write_atomically
 from bench.protocols import Evaluation, FidelityMethod, FidelityTask, PausedTraining, Rung, Task
@@ -119,6 +120,24 @@ class FidelityRun:
                 )
             seen.add(rung.lineage)
         return rungs
+
+    def passes(self, budget: Budget, spent: Spent, rungs: list[Rung]) -> str | None:
+        """Why the run stops before these rungs: they would take its training steps past
+        ``budget.train_steps`` (their new steps are known before training, unlike a full training's:
+        a multi-fidelity run never passes the step budget, where a trial that starts inside it may
+        finish past it); None when they fit."""
+        if budget.train_steps is None:
+            return None
+        new = sum(
+            rung.fidelity - (self.lineages[rung.lineage].fidelity if rung.lineage in self.lineages else 0)
+            for rung in rungs
+        )
+        if spent.train_steps + new <= budget.train_steps:
+            return None
+        return (
+            f"budget.train_steps={budget.train_steps} reached: the next rung's {new} steps would pass it "
+            f"({spent.train_steps} used)"
+        )
 
     def continues(self, rung: Rung) -> int | None:
         """The trial whose paused training ``rung`` continues; None for a new training."""

@@ -33,11 +33,14 @@ same seeds, clock and step count, so its trials equal an uninterrupted run's.
 Rungs. A multi-fidelity method (``FidelityMethod``) asks for rungs, partial trainings that may
 continue one it paused (``bench.fidelity``): each is a trial recording its ``fidelity`` and the
 trial it ``continues``, costing its new steps; a continued training keeps its first seed. The best
-so far and the incumbent are the best at the highest fidelity an ``ok`` trial reached.
+so far and the incumbent are the best at the highest fidelity an ``ok`` trial reached. A rung's
+new steps are known before it trains, so a rung that would pass ``budget.train_steps`` is not
+started: a multi-fidelity run stops inside its step budget.
 
-How one training runs (faults, timeouts, batches) is ``bench.evaluations``. ``run`` reads as those steps: ``_replay`` (recorded trials), ``_fresh`` (new evaluations, one by
-one or as one batch), ``_Ledger.record`` (clock, steps, best so far) and ``_retrain`` (the
-incumbent). ``RunSettings`` holds, and validates in one place, how a run runs.
+How one training runs (faults, timeouts, batches) is ``bench.evaluations``. ``run`` reads as
+those steps: ``_replay`` (recorded trials), ``_fresh`` (new evaluations, one by one or as one
+batch), ``_Ledger.record`` (clock, steps, best so far) and ``_retrain`` (the incumbent).
+``RunSettings`` holds, and validates in one place, how a run runs.
 """
 
 from __future__ import annotations
@@ -219,6 +222,8 @@ def run(
             method_errors += proposal.errors
             if not proposal.configs:
                 stop_reason = NOTHING_LEFT
+                break
+            if fidelity is not None and (stop_reason := fidelity.passes(budget, ledger.spent, proposal.rungs)):
                 break
             first = len(ledger.trials)
             seeds = proposal.seeds(seed, first)

@@ -15,7 +15,6 @@ OVERRIDES = {
     "drmad_mnist": DIGITS,
     "many_hyperparameters": DIGITS,
     "many_hyperparameters_full": DIGITS,
-    "multi_fidelity": DIGITS,
 }
 
 

@@ -89,6 +89,10 @@ def test_a_promoted_trial_costs_only_its_new_steps_and_keeps_its_training(method
         assert trial.evaluation.cost_steps == trial.fidelity - before.fidelity > 0
         assert trial.config == before.config and trial.seed == before.seed  # the same training, continued
     assert [t.cumulative_steps for t in trials] == list(pd.Series([t.evaluation.cost_steps for t in trials]).cumsum())
+    # a rung's steps are known before it trains: the run stops inside its step budget, not past it
+    assert trials[-1].cumulative_steps <= RUNG_BUDGET.train_steps
+    if trials[-1].cumulative_steps < RUNG_BUDGET.train_steps:
+        assert result.stop_reason.startswith(f"budget.train_steps={RUNG_BUDGET.train_steps} reached: the next rung's")
     assert len({t.continues for t in continued}) == len(continued)  # a paused training is continued once
     # the incumbent: the best ok trial at the highest fidelity an ok trial reached
     top = max(t.fidelity for t in trials if t.evaluation.ok)

@@ -91,6 +91,7 @@ PRESET_SETTINGS = {  # the folder of a preset's method variants -> a small setti
     "bo_vs_hypergrad_42k": "bikeshare[fixed]",
     "fair_baseline_text": "text_rnn[fixed]",
     "many_hyperparameters": "mnist_mlp[l2]",  # the preset tunes only L2 penalties (grouped: tests/bench/test_groups.py)
+    "multi_fidelity": "mnist_mlp[fixed]",  # learning_rate, momentum, l2 tuned; the length fixed
 }
 
 
@@ -142,6 +143,9 @@ def test_method_conforms(method_name, setting):
     check_method(make, Budget(evaluations=5))
 
 
+VARIANT_EVALUATIONS = {"multi_fidelity/top_k_early": 20}  # a round of 16 candidates, then its best continued
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_presets_method_variant_conforms_with_its_own_settings(variant):
     """A variant is checked as the preset runs it: its design size, meta-optimiser and meta step kept."""
@@ -151,7 +155,7 @@ def test_every_presets_method_variant_conforms_with_its_own_settings(variant):
         experiment = build(bench_config(*setting, f"method={variant}", f"seed={seed}"))
         return experiment.task, experiment.method
 
-    check_method(make, Budget(evaluations=5))
+    check_method(make, Budget(evaluations=VARIANT_EVALUATIONS.get(variant, 5)))
 
 
 @pytest.mark.parametrize("task_name", TASKS)
