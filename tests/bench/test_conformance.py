@@ -1,6 +1,7 @@
 """The conformance checker fails methods and tasks that break the protocol, each for its reason."""
 
 import math
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -11,6 +12,7 @@ from bench.build import build
 from bench.conformance import ConformanceError, check_method, check_task, same_trials
 from bench.errors import BenchError
 from methods.random_search import RandomSearch
+from tasks.synthetic import LearningCurveTask
 from tests.helpers import TINY, bench_config
 
 BUDGET = Budget(evaluations=6)
@@ -219,3 +221,34 @@ class OldBranin:
 
     def describe(self):
         return self._task.describe()
+
+
+class RestartingCurves(LearningCurveTask):
+    """A fidelity task that trains a continued rung from scratch and counts all of its steps."""
+
+    def train_to(self, config, seed, steps, paused=None):
+        return super().train_to(config, seed, steps)
+
+
+class DriftingCurves(LearningCurveTask):
+    """A fidelity task whose continued training is not the straight one (a changed state)."""
+
+    def train_to(self, config, seed, steps, paused=None):
+        evaluation, state = super().train_to(config, seed, steps, paused)
+        if paused is not None:
+            return replace(evaluation, objective=evaluation.objective + 1e-9), state
+        return evaluation, state
+
+
+@pytest.mark.parametrize(
+    "task_class, message",
+    [
+        (RestartingCurves, "RestartingCurves.train_to counts 27 + 81 steps for a training paused at 27 of 81"),
+        (DriftingCurves, "DriftingCurves.train_to: paused at step 27 and continued to 81 gives objective"),
+    ],
+)
+def test_a_fidelity_task_whose_continued_training_differs_fails(task_class, message):
+    space = build(bench_config("task=learning_curves")).task.space
+    check_task(LearningCurveTask(space))
+    with pytest.raises(ConformanceError, match=re.escape(message)):
+        check_task(task_class(space))

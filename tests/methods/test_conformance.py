@@ -161,3 +161,11 @@ def test_every_presets_method_variant_conforms_with_its_own_settings(variant):
 @pytest.mark.parametrize("task_name", TASKS)
 def test_task_conforms(task_name):
     check_task(build(bench_config(*SETTINGS[task_name])).task)
+
+
+@pytest.mark.parametrize("setting", [*ONE_LENGTH, "learning_curves"])
+def test_fidelity_task_conforms_with_its_length_fixed(setting):
+    """With one training length, a fidelity task continues a paused training bit for bit."""
+    task = build(bench_config(*SETTINGS[setting])).task
+    assert task.full_fidelity is not None
+    check_task(task)
