@@ -51,7 +51,11 @@ def summarise(runs: pd.DataFrame, who: pd.DataFrame | None = None) -> pd.DataFra
         best = group["best_objective"]
         steps_budget = group["budget_train_steps"].dropna()
         fraction = group["train_steps"] / steps_budget.iloc[0] if len(steps_budget) else None
-        short = fraction is not None and bool(((fraction < SHORT) & (group["stop_reason"] != NOTHING_LEFT)).any())
+        # a multi-fidelity run stops when its next rung would pass the step budget: that is the budget, not short
+        stopped_early = (group["stop_reason"] != NOTHING_LEFT) & ~group["stop_reason"].astype(str).str.startswith(
+            "budget.train_steps="
+        )
+        short = fraction is not None and bool(((fraction < SHORT) & stopped_early).any())
         row = {
             "task": task,
             "method": group["label"].iloc[0],
@@ -146,7 +150,8 @@ def caption(table: pd.DataFrame, runs: pd.DataFrame) -> str:
         "retrainings and then over runs ('-': not retrained, incumbent_repeats=0)",
         "steps and seconds: training steps (a reverse-pass Hessian-vector product counts 2) and wall-clock "
         "seconds a run spent, with the share of the step budget, '!' where a run stopped below 90% of it while "
-        "its method still had configurations to ask",
+        "its method still had configurations to ask (a multi-fidelity run stops before a rung that would pass "
+        "the budget)",
     ]
     for name, meanings in criteria(runs).items():
         where = "; ".join(f"{task}: {meaning}" for task, meaning in sorted(meanings.items()))

@@ -5,8 +5,10 @@ checked against the trials.jsonl and run.json files read directly."""
 
 import json
 import math
+from io import StringIO
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.records import RUN_FILE, TRIALS_JSONL
@@ -125,3 +127,13 @@ def test_the_report_draws_the_learning_curves_and_the_paper_table(sweep):
     assert "Multi-fidelity methods against full-training BO" in done.stdout
     assert "ASHA reaches a near state-of-the-art result in under two full trainings (learning_curves)" in done.stdout
     assert "Training every configuration one epoch and continuing the top k" in done.stdout
+
+
+def test_a_multi_fidelity_run_stopped_before_a_rung_past_its_budget_is_not_short(sweep):
+    files = _files(sweep)
+    budget = 10 * FULL
+    for meta, rows in files.values():
+        assert rows[-1]["cumulative_steps"] <= budget or meta["method_kind"] != "multi-fidelity"
+    done = run_module("bench.report", str(sweep), "--table-only", "--format", "csv", cwd=sweep)
+    table = pd.read_csv(StringIO(done.stdout)).set_index("method")
+    assert not table.loc[["asha", "top_k_early"], "short_of_budget"].any()
