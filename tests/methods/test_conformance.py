@@ -91,7 +91,7 @@ PRESET_SETTINGS = {  # the folder of a preset's method variants -> a small setti
     "bo_vs_hypergrad_42k": "bikeshare[fixed]",
     "fair_baseline_text": "text_rnn[fixed]",
     "many_hyperparameters": "mnist_mlp[l2]",  # the preset tunes only L2 penalties (grouped: tests/bench/test_groups.py)
-    "multi_fidelity": "mnist_mlp[fixed]",  # learning_rate, momentum, l2 tuned; the length fixed
+    "multi_fidelity": "text_rnn[fixed]",  # learning_rate, momentum, l2 tuned; the length fixed
 }
 
 

@@ -32,8 +32,8 @@ def test_the_rungs_are_r_min_times_powers_of_eta_then_the_full_training():
 
 @pytest.mark.parametrize("eta", [2, 3])
 def test_asha_promotes_exactly_as_asynchronous_successive_halving(eta):
-    trials = trials_of("asha", f"method.reduction_factor={eta}")
-    levels = rungs(81, 1 / 27, 1.0, eta)
+    trials = trials_of("asha", f"method.reduction_factor={eta}", "method.min_fidelity=0.037037037")
+    levels = rungs(81, 0.037037037, 1.0, eta)
     for k, trial in enumerate(trials[:-1]):
         assert trial.fidelity in levels and trial.evaluation.ok
         promoted = trials[k + 1].continues == trial.index  # asha decides at once: promoted means next
@@ -64,7 +64,7 @@ def test_top_k_early_continues_the_best_keep_of_each_round():
 def test_hyperband_starts_some_trainings_past_the_first_rungs_decision():
     """Hyperband's later brackets promote everything below their first rung: on curves that cross,
     a configuration successive halving drops at rung 0 may go on."""
-    asha, hyperband = trials_of("asha"), trials_of("hyperband")
+    asha, hyperband = trials_of("asha", "method.min_fidelity=0.037037037"), trials_of("hyperband")
     assert {t.fidelity for t in hyperband} == {3, 9, 27, 81}
     full_asha = sum(t.fidelity == 81 for t in asha)
     full_hyperband = sum(t.fidelity == 81 for t in hyperband)
