@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench.budget import Budget
 from bench.errors import BenchError
-from bench.fidelity import check_fidelity
+from bench.fidelity import check_fidelity, check_untimed
 from bench.identity import digest, experiment_identity
 from bench.protocols import FidelityMethod, Method, Task, method_kind, missing_members
 from bench.provenance import provenance
@@ -71,11 +71,7 @@ def build(cfg: DictConfig, job_number: int | None = None) -> Experiment:
     method = _component(OmegaConf.to_container(cfg.method, resolve=True), "method", space=task.space, seed=cfg.seed)
     if isinstance(method, FidelityMethod):
         check_fidelity(task, str(cfg.method.get("name")))
-        if settings.trial_timeout_s is not None:
-            raise BenchError(
-                f"trial_timeout_s={settings.trial_timeout_s} with method={cfg.method.get('name')}: a multi-fidelity "
-                "method's paused trainings live in the run's process, not in a timed worker; use trial_timeout_s=null"
-            )
+        check_untimed(settings.trial_timeout_s, f"method={cfg.method.get('name')}")
     return Experiment(
         task=task,
         method=method,

@@ -68,7 +68,10 @@ class PausedTrainings:
         if self.folder is None or not self.path(trial).exists():
             where = "" if self.folder is None else f" ({self.path(trial)} is missing)"
             raise BenchError(f"cannot continue trial {trial}: its paused training was not kept{where}")
-        state = torch.load(self.path(trial), weights_only=True)
+        try:
+            state = torch.load(self.path(trial), weights_only=True)
+        except Exception as error:  # noqa: BLE001 - a damaged file must stop a resume, not fail a trial
+            raise BenchError(f"cannot continue trial {trial}: {self.path(trial)} is unreadable ({error})") from None
         self._keep(trial, state)
         return state
 
@@ -134,6 +137,11 @@ class FidelityRun:
         )
         if spent.train_steps + new <= budget.train_steps:
             return None
+        if not spent.train_steps:
+            raise BenchError(
+                f"budget.train_steps={budget.train_steps} is smaller than the first rung ({new} steps): raise it, or "
+                "lower method.min_fidelity"
+            )
         return (
             f"budget.train_steps={budget.train_steps} reached: the next rung's {new} steps would pass it "
             f"({spent.train_steps} used)"
@@ -161,8 +169,9 @@ class FidelityRun:
             continued = self.continues(rung)
             paused = None if continued is None else self.paused.get(continued)
             evaluation, state = self.task.train_to(config, seed, rung.fidelity, paused)
-            self.paused.put(trial, state)
-            self.lineages[rung.lineage] = _Lineage(seed, trial, rung.fidelity)
+            if evaluation.status != "failed":  # as replayed() reads the record: a failed rung paused nothing
+                self.paused.put(trial, state)
+                self.lineages[rung.lineage] = _Lineage(seed, trial, rung.fidelity)
             return evaluation
 
         return evaluate
@@ -186,3 +195,13 @@ def check_fidelity(task: Task, method: str) -> FidelityTask:
             "tunes it: fix it (e.g. +task.space.iterations.fixed=N, or task.space.epochs and task.space.batch_size)"
         )
     return task
+
+
+def check_untimed(trial_timeout_s: float | None, method: str) -> None:
+    """A one-line error for a multi-fidelity run with ``trial_timeout_s``: its paused trainings live
+    in the run's process, and a timed trial runs in a forked worker."""
+    if trial_timeout_s is not None:
+        raise BenchError(
+            f"trial_timeout_s={trial_timeout_s} with {method}: a multi-fidelity method's paused trainings live in "
+            "the run's process, not in a timed worker; use trial_timeout_s=null"
+        )

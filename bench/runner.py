@@ -63,7 +63,7 @@ from tqdm.auto import tqdm
 from bench.budget import Budget, Spent
 from bench.errors import BenchError
 from bench.evaluations import Evaluate, EvaluateBatch, evaluate_all, evaluate_once, in_worker
-from bench.fidelity import FidelityRun, PausedTrainings
+from bench.fidelity import FidelityRun, PausedTrainings, check_untimed
 from bench.protocols import (
     BatchTask,
     DifferentiableTask,
@@ -207,6 +207,8 @@ def run(
     public = tuple(task.public_metrics)
     seed_everything(seed)
     fidelity = FidelityRun(task, method, paused) if isinstance(method, FidelityMethod) else None
+    if fidelity is not None:
+        check_untimed(settings.trial_timeout_s, type(method).__name__)
     recorded = list(history)
     ledger = _Ledger()
     method_errors: list[str] = []

@@ -96,8 +96,20 @@ def time_to_target(task_runs: pd.DataFrame, task_trials: pd.DataFrame) -> pd.Dat
     and the speed-up over the reference's steps (0 when the method never gets there, NaN when the
     reference does not)."""
     matrix = scores.worse_than_every_run(scores.score_matrix(task_runs, "final_objective"))
+    names = task_runs.groupby("method")["label"].nunique()
+    if (names > 1).any():
+        several = ", ".join(sorted(names.index[names > 1]))
+        raise BenchError(
+            f"--paper multi_fidelity: {several} ran with several settings here; report one setting per method "
+            "(one preset's sweep)"
+        )
     reference_runs = task_runs[task_runs["method"] == REFERENCE]
     target = float(reference_runs["final_objective"].median())
+    if not math.isfinite(target):
+        raise BenchError(
+            f"--paper multi_fidelity: the {REFERENCE} runs have no retrained validation objective "
+            "(incumbent_repeats=0, or every run failed): there is no target to reach"
+        )
     reached = first_reach(task_trials, target)["steps"]
     full = _full_training(task_runs, task_trials)
     reference_label = str(reference_runs["label"].iloc[0])
@@ -107,9 +119,13 @@ def time_to_target(task_runs: pd.DataFrame, task_trials: pd.DataFrame) -> pd.Dat
         steps = reached.reindex(group["run_id"]).fillna(math.inf)
         median = float(steps.median())
         p = math.nan if label == reference_label else _paired_p(matrix, label, reference_label)
-        speed_up = (
-            math.nan if not math.isfinite(reference_steps) else (reference_steps / median if median else math.inf)
-        )
+        # NaN: the reference itself does not reach the target (undecided); 0: only the method never does
+        if not math.isfinite(reference_steps):
+            speed_up = math.nan
+        elif not math.isfinite(median):
+            speed_up = 0.0
+        else:
+            speed_up = reference_steps / median if median else math.inf
         rows.append(
             {
                 "method": label,
@@ -122,7 +138,7 @@ def time_to_target(task_runs: pd.DataFrame, task_trials: pd.DataFrame) -> pd.Dat
                 "seeds": len(group),
                 "reached": int(np.isfinite(steps).sum()),
                 "steps": median / full,
-                "speed_up": 0.0 if not math.isfinite(median) else speed_up,
+                "speed_up": speed_up,
             }
         )
     return pd.DataFrame(rows)
@@ -143,8 +159,10 @@ def _claims(task: str, rows: pd.DataFrame, matrix: pd.DataFrame) -> list[dict]:
             holds = bool(row["steps"] < 2)
         else:
             speed, own = row["speed_up"], _trainings(by_name.loc[REFERENCE, "steps"])
-            ours = f"{'never reached' if speed == 0 else f'{speed:.2g}x'} ({seeds} reach {REFERENCE}'s result"
-            ours += f"; {REFERENCE} itself at {own} trainings)"
+            shown = "never reached" if speed == 0 else f"{speed:.2g}x"
+            ours = f"{shown} ({seeds} reach {REFERENCE}'s result; {REFERENCE} itself at {own} trainings)"
+            if speed != speed:
+                ours = f"undecided ({seeds} reach it; {REFERENCE} itself does on fewer than half its seeds)"
             holds = None if speed != speed else bool(speed >= 10)
         claims.append({"claim": f"{claim} ({task})", "published": published, "ours": ours, "holds": holds})
     claims += _one_epoch(task, rows, matrix)
@@ -184,12 +202,12 @@ def _one_epoch(task: str, rows: pd.DataFrame, matrix: pd.DataFrame) -> list[dict
 
 
 def _full_training(task_runs: pd.DataFrame, task_trials: pd.DataFrame) -> float:
-    """Steps of one full training of the task: the highest fidelity of its rungs, else the steps
-    of a full-training trial."""
-    if "fidelity" in task_trials and task_trials["fidelity"].notna().any():
-        return float(task_trials["fidelity"].max())
-    full = task_trials.loc[task_trials["method"] == REFERENCE, "cost_steps"]
-    return float(full.median()) if len(full) else 1.0
+    """Steps of one full training of the task: the median steps of the reference's trials (each a
+    full training), else the highest fidelity of the rungs."""
+    full = task_trials.loc[(task_trials["method"] == REFERENCE) & (task_trials["status"] == "ok"), "cost_steps"]
+    if len(full):
+        return float(full.median())
+    return float(task_trials["fidelity"].max())
 
 
 def _trainings(value: float) -> str:

@@ -175,8 +175,8 @@ class LearningCurveTask:
             raise BenchError(f"task.space for learning_curves must declare x1, x2 in order; got {space.names}")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise BenchError(f"task.steps={steps!r}: must be a positive whole number")
-        if not noise_std >= 0:
-            raise BenchError(f"task.noise_std={noise_std}: must be zero or more")
+        if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float)) or not noise_std >= 0:
+            raise BenchError(f"task.noise_std={noise_std!r}: must be a number, zero or more")
         self.space, self.full_fidelity, self.noise_std = space, steps, noise_std
         self.minimum = _curve_minimum()
 

@@ -177,13 +177,15 @@ def comparison(
 
 
 def first_reach(trials: pd.DataFrame, target: float) -> pd.DataFrame:
-    """Per run: the cumulative steps and seconds at its first trial whose best so far is <= target
-    (its incumbent there; inf when it never got there). For a multi-fidelity run the best so far
-    counts only trainings at the highest fidelity reached, so a short training's score never does."""
-    ordered = trials.sort_values(["run_id", "trial"])
-    runs = [stats.best_so_far(run) for _, run in ordered.groupby("run_id", sort=False)]
-    best = pd.concat(runs) if runs else pd.Series(dtype=float)
-    hit = ordered[best.reindex(ordered.index) <= target]
+    """Per run: the cumulative steps and seconds at its first ``ok`` trial with objective <= target
+    (inf when it never got there). A multi-fidelity run counts only its trainings at the highest
+    fidelity it reached (its full trainings): a target set by full trainings is not reached by a
+    short training's score."""
+    ok = trials[trials["status"] == "ok"]
+    if "fidelity" in ok and ok["fidelity"].notna().any():
+        top = ok.groupby("run_id")["fidelity"].transform("max")
+        ok = ok[ok["fidelity"].isna() | (ok["fidelity"] == top)]
+    hit = ok[ok["objective"] <= target]
     first = hit.sort_values("trial").groupby("run_id")[["cumulative_steps", "cumulative_seconds"]].first()
     first = first.reindex(trials["run_id"].unique()).astype(float).fillna(math.inf)
     return first.rename(columns={"cumulative_steps": "steps", "cumulative_seconds": "seconds"})

@@ -201,3 +201,21 @@ def test_a_crashed_rung_is_a_failed_trial_and_its_training_is_never_continued(me
         assert lineage[-1] is trial
     top = max(t.fidelity for t in result.trials if t.evaluation.ok)  # crashed trainings reached no fidelity
     assert result.incumbent.fidelity == top and result.incumbent.evaluation.ok
+
+
+def test_a_budget_below_the_first_rung_and_a_timed_multi_fidelity_run_are_one_line_errors():
+    experiment = build(bench_config(*FIDELITY_TASKS["learning_curves"], "method=hyperband"))
+    with pytest.raises(BenchError, match=r"^budget.train_steps=2 is smaller than the first rung \(3 steps\)"):
+        run(experiment.task, experiment.method, Budget(train_steps=2), 0)
+    experiment = build(bench_config(*FIDELITY_TASKS["learning_curves"], "method=hyperband"))
+    with pytest.raises(BenchError, match=r"^trial_timeout_s=5 with OptunaMultiFidelity: .* use trial_timeout_s=null$"):
+        run(experiment.task, experiment.method, RUNG_BUDGET, 0, RunSettings(trial_timeout_s=5))
+
+
+def test_a_damaged_paused_training_stops_the_run_in_one_line(tmp_path):
+    store = PausedTrainings(tmp_path, in_memory=1)
+    store.put(0, {"step": 3})
+    store.put(1, {"step": 3})
+    (tmp_path / "0.pt").write_bytes(b"not a torch file")
+    with pytest.raises(BenchError, match=r"cannot continue trial 0: .*0.pt is unreadable"):
+        store.get(0)
