@@ -15,6 +15,7 @@ from bench.budget import Budget
 from bench.build import build
 from bench.config import CONFIG_DIR
 from bench.errors import BenchError
+from bench.protocols import FidelityMethod, Rung
 from bench.records import RUN_FILE
 from bench.report.load import read_trials
 from bench.runner import RunSettings, run
@@ -86,7 +87,10 @@ def test_every_method_gets_the_same_grouped_space_and_proposes_inside_it(granula
             result = run(task, experiment.method, Budget(evaluations=2), 0, RunSettings(incumbent_repeats=0))
             assert [len(t.evaluation.metrics["theta"]) for t in result.trials] == [2 + len(groups)] * 2
             assert all(set(t.config) == set(space.names) for t in result.trials)
-        configs = experiment.method.ask(1)
+        if isinstance(experiment.method, FidelityMethod):  # a multi-fidelity method asks for rungs
+            experiment.method.begin(task.full_fidelity)
+        asked = experiment.method.ask(1)
+        configs = [item.config if isinstance(item, Rung) else item for item in asked]
         assert configs and all(c in space for c in configs), method
     assert all(s == spaces[0] for s in spaces)
 
