@@ -168,7 +168,7 @@ def check_fidelity_task(task: FidelityTask, seed: int = 0) -> None:
             f"{name}.train_to counts {first.cost_steps} + {continued.cost_steps} steps for a training paused at "
             f"{pause} of {full}, and {straight.cost_steps} straight through; each call must count only its own steps"
         )
-    if not (_same(continued.objective, straight.objective) and _same_state(after, state)):
+    if not (_same(continued.objective, straight.objective) and _same(after, state)):
         raise ConformanceError(
             f"{name}.train_to: paused at step {pause} and continued to {full} gives objective {continued.objective!r}, "
             f"straight through {straight.objective!r} (or another paused state): a continued training must be the same"
@@ -180,14 +180,6 @@ def check_fidelity_task(task: FidelityTask, seed: int = 0) -> None:
         raise ConformanceError(
             f"{name}: train_to the full {full} steps gives {straight.objective!r}, evaluate {whole.objective!r}"
         )
-
-
-def _same_state(a: Any, b: Any) -> bool:
-    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
-        return a.shape == b.shape and bool(torch.equal(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same_state(a[k], b[k]) for k in a)
-    return _same(a, b)
 
 
 def _table(result: RunResult) -> list[tuple[Any, ...]]:
@@ -206,8 +198,11 @@ def same_trials(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> bool:
 
 
 def _same(a: Any, b: Any) -> bool:
+    """Equal value by value: NaN equal to NaN, dicts key by key, tensors (a paused training's) bit for bit."""
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and bool(torch.equal(a, b))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     return type(a) is type(b) and a == b

@@ -115,9 +115,9 @@ def final_seed(seed: int, repeat: int) -> int:
     return int(np.random.SeedSequence([seed, 2, repeat]).generate_state(1)[0])
 
 
-def reached(trial: Trial) -> float:
-    """The fidelity a trial's training reached: its rung's steps, inf for a full training."""
-    return math.inf if trial.fidelity is None else trial.fidelity
+def reached(fidelity: int | None) -> float:
+    """The fidelity a trial's training reached: its rung's steps, inf for a full training (None)."""
+    return math.inf if fidelity is None else fidelity
 
 
 def seed_everything(seed: int) -> None:
@@ -151,7 +151,7 @@ class _Ledger:
         self.spent.seconds = trial.cumulative_seconds
         self.best = trial.best_so_far
         if trial.evaluation.ok:
-            self.top = max(self.top, reached(trial))
+            self.top = max(self.top, reached(trial.fidelity))
         self.trials.append(trial)
 
     def record(self, evaluation: Evaluation, measured: float, clock: float, **trial: object) -> Trial:
@@ -162,9 +162,8 @@ class _Ledger:
         self.spent.evaluations += 1
         self.spent.train_steps += evaluation.cost_steps
         self.spent.seconds = clock + cost
-        fidelity = trial.get("fidelity")
         if evaluation.ok:
-            level = math.inf if fidelity is None else fidelity
+            level = reached(trial.get("fidelity"))  # type: ignore[arg-type]
             if level > self.top:  # a higher fidelity: scores below it no longer compare
                 self.top, self.best = level, math.nan
             if level == self.top and (math.isnan(self.best) or evaluation.objective < self.best):
@@ -253,7 +252,7 @@ def run(
     result = RunResult(
         trials=ledger.trials, stop_reason=stop_reason, seconds=ledger.spent.seconds, method_errors=method_errors
     )
-    ok = [t for t in ledger.trials if t.evaluation.ok and reached(t) == ledger.top]  # at the highest fidelity
+    ok = [t for t in ledger.trials if t.evaluation.ok and reached(t.fidelity) == ledger.top]  # at the highest fidelity
     if ok:
         result.incumbent = min(ok, key=lambda t: t.evaluation.objective)
         result.final_seeds = [final_seed(seed, repeat) for repeat in range(settings.incumbent_repeats)]

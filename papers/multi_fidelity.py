@@ -111,7 +111,7 @@ def time_to_target(task_runs: pd.DataFrame, task_trials: pd.DataFrame) -> pd.Dat
             "(incumbent_repeats=0, or every run failed): there is no target to reach"
         )
     reached = first_reach(task_trials, target)["steps"]
-    full = _full_training(task_runs, task_trials)
+    full = _full_training(task_trials)
     reference_label = str(reference_runs["label"].iloc[0])
     reference_steps = float(reached.reindex(reference_runs["run_id"]).fillna(math.inf).median())
     rows = []
@@ -133,7 +133,6 @@ def time_to_target(task_runs: pd.DataFrame, task_trials: pd.DataFrame) -> pd.Dat
                 "kind": str(group["method_kind"].iloc[0]),
                 "target": target,
                 "final": float(group["final_objective"].median()),
-                "final_reference": float(reference_runs["final_objective"].median()),
                 "p_reference": p,
                 "seeds": len(group),
                 "reached": int(np.isfinite(steps).sum()),
@@ -201,7 +200,7 @@ def _one_epoch(task: str, rows: pd.DataFrame, matrix: pd.DataFrame) -> list[dict
     ]
 
 
-def _full_training(task_runs: pd.DataFrame, task_trials: pd.DataFrame) -> float:
+def _full_training(task_trials: pd.DataFrame) -> float:
     """Steps of one full training of the task: the median steps of the reference's trials (each a
     full training), else the highest fidelity of the rungs."""
     full = task_trials.loc[(task_trials["method"] == REFERENCE) & (task_trials["status"] == "ok"), "cost_steps"]

@@ -34,7 +34,6 @@ from bench.training import (
     L2_GRANULARITIES,
     BatchSchedule,
     check_granularity,
-    momentum_sgd,
     penalty,
     torch_dtype,
     train_to,
@@ -107,9 +106,7 @@ class MnistMLPTask:
 
     # ------------------------------------------------------------------ protocol
     def evaluate(self, config: Config, seed: int) -> Evaluation:
-        problem = self.training_problem(config, seed)
-        w_final, _, _ = momentum_sgd(problem, config["learning_rate"], config["momentum"], self.l2([config])[0])
-        return replace(problem.score(w_final), cost_steps=problem.steps)
+        return self.train_to(config, seed, config["iterations"])[0]  # the whole training
 
     @property
     def full_fidelity(self) -> int | None:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -51,7 +50,6 @@ from bench.training import (
     L2_GRANULARITIES,
     BatchSchedule,
     check_granularity,
-    momentum_sgd,
     torch_dtype,
     train_to,
     weight_groups,
@@ -235,9 +233,7 @@ class TextRNNTask:
 
     # ------------------------------------------------------------------ protocol
     def evaluate(self, config: Config, seed: int) -> Evaluation:
-        problem = self.training_problem(config, seed)
-        w_final, _, _ = momentum_sgd(problem, config["learning_rate"], config["momentum"], self.l2(config))
-        return replace(problem.score(w_final), cost_steps=problem.steps)
+        return self.train_to(config, seed, self.steps(config))[0]  # the whole training
 
     def l2(self, config: Config) -> torch.Tensor:
         """``(G,)``: the configuration's L2 penalty per group, in the space's order."""

@@ -316,8 +316,8 @@ def stopping(curves: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
     spent on trainings that were stopped."""
     if curves.empty:
         return pd.DataFrame(columns=["task", "method", "runs", "started", "stopped", "full", "stopped_steps"])
-    cost = trials.set_index(["run_id", "trial"])["cost_steps"]
-    curves = curves.assign(cost=[cost.loc[(r, t)] for r, t in zip(curves["run_id"], curves["trial"], strict=True)])
+    cost = trials[["run_id", "trial", "cost_steps"]].rename(columns={"cost_steps": "cost"})
+    curves = curves.merge(cost, on=["run_id", "trial"], how="left")
     per_run = curves.groupby(["task", "label", "run_id"]).apply(
         lambda run: pd.Series(
             {
