@@ -53,7 +53,10 @@ def job(cfg: DictConfig) -> float | None:
     if recorded is None:
         store, history = RunStore.create(out, meta, experiment.task.test_metric), []
     else:
-        store, history = RunStore.resume(out, meta, experiment.task.test_metric)
+        try:
+            store, history = RunStore.resume(out, meta, experiment.task.test_metric)
+        except BenchError as refused:  # the numerics here would not replay the record: one line, nothing written
+            raise RunFailed(str(refused)) from None
     log.info(
         "%s: %s on %s, seed %d, budget %s%s",
         store.meta["run_id"],

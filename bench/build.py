@@ -24,6 +24,7 @@ from bench.budget import Budget
 from bench.errors import BenchError
 from bench.fidelity import check_fidelity, check_untimed
 from bench.identity import digest, experiment_identity
+from bench.numerics import mode, numerics
 from bench.protocols import FidelityMethod, Method, Task, method_kind, missing_members
 from bench.provenance import provenance
 from bench.runner import RunSettings
@@ -54,6 +55,7 @@ def build(cfg: DictConfig, job_number: int | None = None) -> Experiment:
         trial_timeout_s=cfg.get("trial_timeout_s"),
         vectorise=cfg.vectorise,
     )
+    mode()  # BENCH_NUMERICS names a known mode
     if cfg.torch_threads < 1:
         raise BenchError(f"torch_threads={cfg.torch_threads}: must be a positive whole number")
     device = resolve_device(str(cfg.device), job_number)
@@ -101,6 +103,7 @@ def run_meta(cfg: DictConfig, experiment: Experiment, overrides: list[str]) -> d
         "budget": experiment.budget.as_dict(),
         "device": experiment.device,
         "torch_threads": cfg.torch_threads,
+        "numerics": numerics(experiment.device),  # code paths, processor, probe: what a resume must match
         "space": repr(task.space),
         "space_groups": {name: list(members) for name, members in task.space.groups.items()},
         "dimensions": len(task.space),  # hyperparameters tuned (every group counted)

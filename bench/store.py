@@ -31,6 +31,7 @@ from bench import files
 from bench.errors import BenchError
 from bench.files import write_atomically
 from bench.identity import flatten, run_identity
+from bench.numerics import check_replayable
 from bench.protocols import Evaluation
 from bench.records import (
     RUN_FILE,
@@ -95,11 +96,13 @@ class RunStore:
         if recorded.get("status") == "completed":
             raise BenchError(f"{directory}: the run there has completed; nothing to resume")
         check_same_experiment(directory, recorded, meta)
+        check_replayable(directory, recorded, meta.get("numerics"))
         trials = recorded_trials(directory / TRIALS_JSONL)
         _drop_torn_line(directory / TRIALS_JSONL)
         ended = ("ended", "stop_reason", "seconds", "incumbent", "final", "error", "n_trials", "method_errors")
         kept = {key: value for key, value in recorded.items() if key not in ended}
-        when = {"at": now(), "device": meta.get("device"), "provenance": meta.get("provenance")}
+        when = {key: meta.get(key) for key in ("device", "numerics", "provenance")}
+        when = {"at": now(), **when}
         resumed = {**meta, **kept, "status": "running", "resumed": [*recorded.get("resumed", []), when]}
         write_json(directory / RUN_FILE, resumed)
         log.info("resuming %s: %d trial(s) recorded", recorded["run_id"], len(trials))

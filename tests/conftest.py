@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import bench  # noqa: F401 - first: pins the CPU numerics before torch loads (bench.numerics)
 import torch
 
 torch.set_num_threads(1)  # two threads collapse when anything else runs on the 2 cores
