@@ -51,12 +51,7 @@ class Preflight(Callback):
 def check_job(config: DictConfig, number: int | None) -> None:
     """Build one job and check its output folder as the job itself will."""
     experiment = build(config, number)
-    if number is None:
-        out, key = Path(str(config.hydra.run.dir)), "hydra.run.dir"
-    else:  # Hydra sets hydra.job.num when it launches; the folder name may use it
-        with open_dict(config):
-            config.hydra.job.num = number
-        out, key = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir), "hydra.sweep.dir"
+    out, key = job_folder(config, number)
     existing = next(folder for folder in (out, *out.parents) if folder.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise BenchError(f"{key}: cannot write {out}: {existing} is not a writable folder; choose another directory")
@@ -65,6 +60,25 @@ def check_job(config: DictConfig, number: int | None) -> None:
         with open_dict(job_config):
             del job_config["hydra"]  # as the job sees its configuration
         check_folder(out, run_meta(job_config, experiment, []), config.resume)
+
+
+def job_folder(config: DictConfig, number: int | None) -> tuple[Path, str]:
+    """The output folder of a run (``number`` None) or of job ``number`` of a sweep, and the
+    setting that places it."""
+    if number is None:
+        return Path(str(config.hydra.run.dir)), "hydra.run.dir"
+    with open_dict(config):  # Hydra sets hydra.job.num when it launches; the folder name may use it
+        config.hydra.job.num = number
+    return Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir), "hydra.sweep.dir"
+
+
+def sweep_folders(config: DictConfig) -> list[Path] | None:
+    """The folder of every job of a sweep (None for a sweeper that picks jobs as it goes)."""
+    jobs = sweep_jobs(config)
+    if jobs is None:
+        return None
+    loader = GlobalHydra.instance().config_loader()
+    return [job_folder(loader.load_sweep_config(config, overrides), n)[0] for n, overrides in enumerate(jobs)]
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import socket
 import subprocess
@@ -42,7 +43,23 @@ def provenance() -> dict[str, Any]:
         "host": socket.gethostname(),
         "packages": versions,
         "git": git_state(SOURCE_ROOT),
+        **({"slurm": slurm_job()} if "SLURM_JOB_ID" in os.environ else {}),
     }
+
+
+SLURM = {
+    "job_id": "SLURM_JOB_ID",
+    "array_job_id": "SLURM_ARRAY_JOB_ID",
+    "array_task_id": "SLURM_ARRAY_TASK_ID",
+    "restart_count": "SLURM_RESTART_COUNT",
+    "node": "SLURMD_NODENAME",
+    "partition": "SLURM_JOB_PARTITION",
+}
+
+
+def slurm_job() -> dict[str, str | None]:
+    """The Slurm job this process runs in (a requeued job keeps its id; its restart count grows)."""
+    return {name: os.environ.get(variable) for name, variable in SLURM.items()}
 
 
 def git_state(root: Path) -> dict[str, Any] | None:

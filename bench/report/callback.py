@@ -6,6 +6,7 @@ every run's start stays light."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ from omegaconf import DictConfig
 
 from bench import files
 from bench.errors import BenchError, RunFailed
-from bench.records import read_meta
+from bench.preflight import sweep_folders
+from bench.records import RUN_FILE, read_meta
 
 log = logging.getLogger("bench")
 
@@ -28,6 +30,7 @@ class SweepReport(Callback):
         directory = Path(config.hydra.sweep.dir)
         runs, trials = load_runs(directory)
         failed = [meta for meta in map(read_meta, find_runs(directory)) if meta.get("status") == "failed"]
+        unfinished = unfinished_jobs(config)
         if not runs.empty:
             paper = (config.get("paper") or {}).get("name")
             print(
@@ -36,9 +39,30 @@ class SweepReport(Callback):
             )
         else:
             log.warning("no completed runs under %s", directory)
+        problems = []
+        if unfinished:
+            counts = ", ".join(f"{n} {status}" for status, n in sorted(Counter(unfinished.values()).items()))
+            problems.append(
+                f"{len(unfinished)} of {len(sweep_folders(config) or [])} runs did not complete ({counts}; first: "
+                f"{next(iter(unfinished))}): the same command with resume=true continues them"
+            )
         if failed:
             first = failed[0]
-            raise RunFailed(f"{len(failed)} run(s) of the sweep failed; {first['run_id']}: {first.get('error')}")
+            problems.append(f"{len(failed)} run(s) of the sweep failed; {first['run_id']}: {first.get('error')}")
+        if problems:
+            raise RunFailed("; ".join(problems))
+
+
+def unfinished_jobs(config: DictConfig) -> dict[Path, str]:
+    """The sweep's jobs that left no finished run (completed or failed): folder -> ``killed while
+    running`` (cancelled, requeued too often, out of memory), ``interrupted`` or ``not started``."""
+    found = {}
+    for folder in sweep_folders(config) or []:
+        status = read_meta(folder).get("status") if (folder / RUN_FILE).exists() else "not started"
+        status = "killed while running" if status == "running" else status  # its process ended without closing it
+        if status not in ("completed", "failed"):
+            found[folder] = status
+    return found
 
 
 def report(runs: Any, trials: Any, directory: Path, paper: str | None) -> str:

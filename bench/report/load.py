@@ -73,6 +73,18 @@ def load_runs(root: Path, include_incomplete: bool = False) -> tuple[pd.DataFram
     return run_frame, trial_frame
 
 
+def unfinished_runs(root: Path, counted: pd.DataFrame | None = None) -> list[str]:
+    """The runs under ``root`` that did not complete (left out of ``counted``'s run ids), one
+    phrase each: ``"<folder> (running, 4 trials on disk)"``."""
+    ids = set(counted["run_id"]) if counted is not None and len(counted) else set()
+    phrases = []
+    for directory in find_runs(root):
+        meta = read_meta(directory)
+        if meta.get("status") != "completed" and meta.get("run_id") not in ids:
+            phrases.append(f"{directory} ({meta.get('status')}, {len(read_trials(directory))} trials on disk)")
+    return phrases
+
+
 def _run_row(directory: Path, meta: Mapping[str, Any], trials: pd.DataFrame) -> dict[str, Any]:
     ok = trials[trials["status"] == "ok"] if len(trials) else trials
     final = meta.get("final") or {}

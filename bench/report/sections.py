@@ -115,7 +115,7 @@ def comparison_section(context: Context) -> Section:
         "comparison",
         "Comparison",
         tables=[Table("comparison", table.shown(summary), raw=summary)],
-        caption=f"{len(context.runs)} runs under {context.root}. {table.caption(summary, context.runs)}",
+        caption=f"{table.runs_line(context.runs, context.root)} {table.caption(summary, context.runs)}",
     )
 
 

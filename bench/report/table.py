@@ -22,7 +22,7 @@ import pandas as pd
 from bench.errors import BenchError
 from bench.records import NOTHING_LEFT
 from bench.report import scores
-from bench.report.load import setting_order
+from bench.report.load import setting_order, unfinished_runs
 from bench.report.render import names, number, p_value, rate, render, with_iqr
 
 SHORT = 0.9
@@ -178,5 +178,17 @@ def comparison(runs: pd.DataFrame, root: Path, fmt: str = "markdown", who: pd.Da
     summary = summarise(runs, who)
     text = render(shown(summary), fmt, raw=summary)
     if fmt == "markdown":
-        text += f"\n\n{len(runs)} runs under {root}. {caption(summary, runs)}"
+        text += f"\n\n{runs_line(runs, root)} {caption(summary, runs)}"
     return text
+
+
+def runs_line(runs: pd.DataFrame, root: Path) -> str:
+    """How many runs the table counts, and which runs under ``root`` it leaves out as unfinished."""
+    line = f"{len(runs)} runs under {root}."
+    left_out = unfinished_runs(root, runs)
+    if left_out:
+        line += (
+            f" Not counted, as they did not complete: {'; '.join(left_out)}; their trials stay readable, and "
+            "the same command with resume=true continues them."
+        )
+    return line

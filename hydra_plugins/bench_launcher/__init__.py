@@ -1,0 +1,1 @@
+"""bench's Hydra launcher plugin (bench_slurm.py)."""
