@@ -127,6 +127,8 @@ class SlurmLauncher(HydraSlurmLauncher):
         executor.update_parameters(**{key if key in shared else f"slurm_{key}": v for key, v in params.items()})
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:  # hydra.sweep.mode: the folder's permissions, as Hydra's launcher sets
+            sweep_dir.chmod(int(str(self.config.hydra.sweep.mode), 8))
         log.info("Slurm sweep: %d array task(s), output under %s", len(job_overrides), sweep_dir)
         arguments = []
         for number, overrides in enumerate(job_overrides, start=initial_job_idx):

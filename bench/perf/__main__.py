@@ -9,7 +9,7 @@ import sys
 import torch
 
 from bench.errors import USER_ERRORS, describe
-from bench.perf import agreement, batched, hypergrad, importance, methods, report, text
+from bench.perf import agreement, batched, hypergrad, importance, methods, numerics, report, text
 from bench.perf.common import fail
 
 BENCHMARKS = {
@@ -20,6 +20,7 @@ BENCHMARKS = {
     "batched": batched,
     "report": report,
     "importance": importance,
+    "numerics": numerics,
 }
 
 
@@ -30,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     for name, module in BENCHMARKS.items():
         module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.__doc__.split("\n\n")[0]))
     hypergrad.add_one_arguments(sub.add_parser("hypergrad-one"))  # one measurement in this process (hypergrad's)
+    numerics.add_one_arguments(sub.add_parser("numerics-one"))  # numerics' workloads in this process
     return parser
 
 
@@ -38,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # methods sets its own --torch-threads
     if args.benchmark == "hypergrad-one":
         return hypergrad.one_main(args)
+    if args.benchmark == "numerics-one":
+        return numerics.one_main(args)
     try:
         return BENCHMARKS[args.benchmark].main(args)
     except USER_ERRORS as error:  # a bad option or configuration: one line, exit status 2

@@ -1,5 +1,6 @@
 """Sweeps through real launchers: 8 runs through joblib (launcher=local) and through submitit's
-local executor land in 8 folders, and the report finds all 8; the cluster presets compose."""
+local executor land in 8 folders, and the report finds all 8; the cluster presets compose (sweeps
+on a real Slurm cluster: test_slurm.py)."""
 
 import io
 
@@ -9,6 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from bench.config import CONFIG_DIR
 from bench.report.load import load_runs
+from bench.slurm import array_tasks
 from tests.helpers import run_bench, run_module
 
 SWEEP = ["-m", "task=branin", "method=random,gp_ei", "seed=0,1,2,3", "budget.evaluations=3", "incumbent_repeats=1"]
@@ -45,8 +47,15 @@ def test_the_slurm_presets_give_one_job_its_threads_and_resume_after_preemption(
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         config = compose("config", overrides=[f"launcher={preset}", "suite=bo_vs_hypergrad"], return_hydra_config=True)
     launcher = config.hydra.launcher
-    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher._target_ == "hydra_plugins.bench_launcher.bench_slurm.BenchSlurmLauncher"  # bench/slurm.py
     assert config.resume is True and launcher.max_num_timeout > 0  # a requeued job continues its run
     assert launcher.cpus_per_task == config.torch_threads == 4  # torch uses the cores Slurm gives, no more
     assert launcher.gpus_per_node == (1 if preset == "slurm_gpu" else 0)
     assert config.device == ("cuda" if preset == "slurm_gpu" else "cpu")
+
+
+def test_array_task_specs_as_scontrol_prints_them_name_every_task():
+    assert array_tasks("3") == ["3"]
+    assert array_tasks("4-6") == ["4", "5", "6"]
+    assert array_tasks("4-9%2") == ["4", "5", "6", "7", "8", "9"]  # at most 2 at once: still every task
+    assert array_tasks("1,3-4") == ["1", "3", "4"]

@@ -1,0 +1,123 @@
+"""``python -m bench.perf numerics``: what pinning the CPU numerics costs (``bench/numerics.py``):
+a training and a GP ask under the native code paths, under the pinned ones, and under each pin
+alone, so the cost can be traced to MKL's branch or to PyTorch's kernels.
+
+    python -m bench.perf numerics [--json FILE] [--repeats 3] [--settings native,pinned,mkl,torch]
+
+Settings (each in a fresh process, since the code paths are chosen when the libraries load):
+*native* (``BENCH_NUMERICS=native``, nothing pinned), *pinned* (the default), *mkl* (native with
+``MKL_CBWR=COMPATIBLE`` alone) and *torch* (native with ``ATEN_CPU_CAPABILITY=default`` alone).
+Workloads, one torch thread: one training of the GRU of issue 26's reproduction
+(``fair_baseline_text/text_rnn`` at its default configuration, 638 steps), one bikeshare training
+of 2,000 steps, and the median seconds of ``--repeats`` asks of ``gp_ei`` (BoTorch) and
+``skopt_gp`` (scikit-learn's GP on OpenBLAS) with 30 observations on hartmann6. Seconds per
+training step for the trainings; ``probe`` is the settings' numerics digest (equal digests: the
+same numbers). Wall-clock on this machine; the ratio column is the setting over native.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from bench.build import build
+from bench.numerics import PINNED, THREADS, numerics
+from bench.perf.common import at_least, compose_config, progress, write_records
+from bench.perf.methods import method_overhead
+from bench.provenance import provenance
+from bench.runner import trial_seed
+
+HELP = "a training step and a GP ask, with the CPU numerics pinned and not"
+
+SETTINGS = {
+    "native": {"BENCH_NUMERICS": "native"},
+    "pinned": {"BENCH_NUMERICS": "pinned"},
+    "mkl": {"BENCH_NUMERICS": "native", "MKL_CBWR": "COMPATIBLE"},
+    "torch": {"BENCH_NUMERICS": "native", "ATEN_CPU_CAPABILITY": "default"},
+}
+TRAININGS = {
+    "text_rnn training (GRU, 638 steps)": ["task=fair_baseline_text/text_rnn"],
+    "bikeshare training (2,000 steps)": ["task=bikeshare", "+task.space.iterations.fixed=2000"],
+}
+ASKS = {"gp_ei ask (n = 30)": "gp_ei", "skopt_gp ask (n = 30)": "skopt_gp"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, help="also write the records to this file")
+    parser.add_argument("--repeats", type=int, default=3, help="trainings and asks timed per workload (default 3)")
+    parser.add_argument("--settings", default=",".join(SETTINGS), help=f"of {', '.join(SETTINGS)} (default all)")
+
+
+def add_one_arguments(parser: argparse.ArgumentParser) -> None:
+    """``numerics-one``: the workloads in this process, under the environment it was started with."""
+    parser.add_argument("repeats", type=int)
+
+
+def one_main(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)
+    record: dict = {"numerics": numerics(), "workloads": {}}
+    for name, overrides in TRAININGS.items():
+        task = build(compose_config(overrides)).task
+        config = task.space.default
+        seconds, steps = [], 0
+        for repeat in range(args.repeats + 1):  # the first is a warm-up (data, kernels)
+            tic = time.perf_counter()
+            evaluation = task.evaluate(config, trial_seed(0, repeat))
+            if repeat:
+                seconds.append(time.perf_counter() - tic)
+                steps = evaluation.cost_steps or 1
+        record["workloads"][name] = sorted(seconds)[len(seconds) // 2] / steps
+    for name, method in ASKS.items():
+        asks = method_overhead(method, "hartmann6", [30], args.repeats)
+        record["workloads"][name] = asks[0]["ask_seconds_median"]
+    print(json.dumps(record))
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    at_least(repeats=args.repeats)
+    names = [name.strip() for name in args.settings.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SETTINGS]
+    if unknown or not names:
+        from bench.errors import BenchError
+
+        raise BenchError(f"--settings {args.settings!r}: choose among {', '.join(SETTINGS)}")
+    base = {key: value for key, value in os.environ.items() if key not in (*PINNED, *THREADS)}
+    records = []
+    for name in names:
+        progress(f"{name} ...")
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.perf", "numerics-one", str(args.repeats)],
+            capture_output=True,
+            text=True,
+            env={**base, **SETTINGS[name]},
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"setting {name} failed:\n{done.stderr[-2000:]}")
+        one = json.loads(done.stdout.strip().splitlines()[-1])
+        records.append({"setting": name, "environment": SETTINGS[name], **one})
+    print(f"\nCPU numerics: seconds per training step and per ask, 1 torch thread, {provenance()['platform']}:\n")
+    print(table(records))
+    return write_records(records, args.json)
+
+
+def table(records: list[dict]) -> str:
+    native = next((r for r in records if r["setting"] == "native"), None)
+    header = "| workload | " + " | ".join(r["setting"] for r in records) + " |"
+    rows = [header, "|:--|" + "--:|" * len(records)]
+    for workload in records[0]["workloads"]:
+        cells = []
+        for r in records:
+            seconds = r["workloads"][workload]
+            ratio = f" ({seconds / native['workloads'][workload]:.2f}x)" if native and r is not native else ""
+            cells.append(f"{seconds * 1e3:.3g} ms{ratio}")
+        rows.append(f"| {workload}{' per step' if 'training' in workload else ''} | " + " | ".join(cells) + " |")
+    rows.append("| probe | " + " | ".join(f"`{r['numerics']['probe'][:8]}`" for r in records) + " |")
+    return "\n".join(rows)
