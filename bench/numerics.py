@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import platform
 import sys
@@ -37,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+
+log = logging.getLogger("bench")
 
 MODE_VARIABLE = "BENCH_NUMERICS"
 MODES = ("pinned", "native")
@@ -73,10 +76,19 @@ def pin() -> None:
             return
     except BenchError:
         return  # told in one line when the run is built (bench.build)
-    _pinned_late[:] = [name for name in LIBRARIES if name in sys.modules]
+    inherited = all(os.environ.get(name) == value for name, value in PINNED.items())  # from a pinned parent
+    _pinned_late[:] = [] if inherited else [name for name in LIBRARIES if name in sys.modules]
     os.environ.update(PINNED)
     for name in THREADS:
         os.environ.setdefault(name, "1")
+
+
+def exports() -> str:
+    """A shell line setting this process's numerics in a job whose environment is not inherited
+    (``sbatch --export=NONE``); empty when there is nothing to set."""
+    names = (MODE_VARIABLE, *PINNED)  # thread counts: the launcher's own setup line sets them
+    settings = [f"{name}={os.environ[name]}" for name in names if name in os.environ]
+    return f"export {' '.join(settings)}" if settings else ""
 
 
 def cpu_model() -> str:
@@ -154,11 +166,13 @@ def numerics(device: str = "cpu") -> dict[str, Any]:
 
 
 def replay_key(record: Mapping[str, Any]) -> dict[str, Any]:
-    """What must be equal for a recorded run to continue bit for bit: the probe, the thread count,
-    the architecture and the GPU; under native numerics the processor model too (the probe does
-    not exercise every path a native training can take)."""
-    key = {name: record.get(name) for name in ("mode", "probe", "torch_threads", "machine", "gpu", "cuda")}
-    if record.get("mode") != "pinned":
+    """What must be equal for a recorded run to continue bit for bit: the mode, the probe, torch's
+    kernels and thread count, the architecture and the GPU; under native numerics (or pins that
+    came after a library loaded) the processor model too: the probe does not exercise every path
+    a native training can take."""
+    names = ("mode", "probe", "torch_cpu_capability", "torch_threads", "machine", "gpu", "cuda")
+    key = {name: record.get(name) for name in (*names, "loaded_before_pinning")}
+    if record.get("mode") != "pinned" or record.get("loaded_before_pinning"):
         key["cpu_model"] = record.get("cpu_model")
     return key
 
@@ -166,8 +180,11 @@ def replay_key(record: Mapping[str, Any]) -> dict[str, Any]:
 def check_replayable(directory: Path, recorded: Mapping[str, Any], current: Mapping[str, Any] | None) -> None:
     """Refuse, in one line, to resume a run whose record these numerics (``numerics()``, None
     where unknown) would not reproduce."""
-    if "numerics" not in recorded or current is None:
-        return  # recorded before numerics were: nothing to compare (the replay still checks every proposal)
+    if current is None:
+        return
+    if "numerics" not in recorded:  # recorded before numerics were: the replay still checks every proposal
+        log.warning("%s was recorded before its numerics were: its resume cannot be checked bit for bit", directory)
+        return
     theirs, ours = replay_key(recorded["numerics"]), replay_key(current)
     differences = [name for name in theirs if theirs[name] != ours.get(name)]
     if not differences:

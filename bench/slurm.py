@@ -33,6 +33,8 @@ from omegaconf import OmegaConf
 from submitit.core.utils import UncompletedJobError
 from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
+from bench.numerics import exports
+
 log = logging.getLogger("bench")
 
 UNFINISHED = {
@@ -58,9 +60,13 @@ class JobStates(SlurmInfoWatcher):
         if command is None:
             return
         self._num_calls += 1
-        info = self._from_sacct(command) if self.accounting else None
-        if info is None:
-            info = self._from_scontrol({job_id.split("_")[0] for job_id in self._registered - self._finished})
+        try:
+            info = self._from_sacct(command) if self.accounting else None
+            if info is None:
+                info = self._from_scontrol({job_id.split("_")[0] for job_id in self._registered - self._finished})
+        except (OSError, subprocess.SubprocessError) as error:  # the controller busy or away: ask again later
+            log.warning("Slurm task states unavailable (%s); asking again at the next poll", error)
+            info = {}
         self._info_dict.update(info)
         self._last_status_check = time.time()
         for job_id in self._registered - self._finished:
@@ -83,7 +89,10 @@ class JobStates(SlurmInfoWatcher):
         info: dict[str, dict[str, str]] = {}
         for job_id in job_ids:
             done = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, timeout=60)
-            if done.returncode != 0:  # no longer known: every task of it has ended
+            if done.returncode != 0:
+                if "invalid job id" not in done.stderr.lower():  # the controller did not answer: no news
+                    raise subprocess.SubprocessError(done.stderr.strip() or f"scontrol exit status {done.returncode}")
+                # purged after MinJobAge: every task of it has ended
                 info.update({known: {"State": GONE} for known in self._registered if known.split("_")[0] == job_id})
                 continue
             for line in done.stdout.splitlines():
@@ -118,6 +127,7 @@ class SlurmLauncher(HydraSlurmLauncher):
         assert self.config is not None
         SlurmJob.watcher = JobStates()
         params = dict(self.params)
+        params["setup"] = [*(params.get("setup") or []), *filter(None, [exports()])]  # where sbatch --export=NONE
         executor = submitit.AutoExecutor(
             folder=params.pop("submitit_folder"),
             cluster=self._EXECUTOR,
@@ -141,19 +151,30 @@ class SlurmLauncher(HydraSlurmLauncher):
 
 
 def wait_for(job: Any, overrides: Sequence[str]) -> JobReturn:
-    """The task's own result, or, for a task that ended without one, a stand-in that lets the
-    sweep go on to its report (which counts the run as not completed) after one log line."""
+    """The task's own result, or, for a task that raised or ended without a result, a stand-in
+    that lets the sweep go on to its report (which counts the run as not completed, and exits 2)
+    after one log line."""
     try:
-        return job.results()[0]
-    except UncompletedJobError as error:  # FailedJobError included: the task raised, or was killed
-        lines = [line for line in str(error).splitlines() if line.strip()]
-        cause = next((line for line in reversed(lines) if not line.startswith(" ")), "no output")
-        log.error(
-            "Slurm task %s (%s) ended %s without a result: %s; its log: %s",
-            job.job_id,
-            " ".join(filter_overrides(overrides)),
-            job.watcher.get_state(job.job_id, mode="cache"),
-            cause.strip()[:300],
-            job.paths.stderr,
-        )
-        return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=None)
+        returned = job.results()[0]
+    except UncompletedJobError as error:  # FailedJobError included: the task crashed, or was killed
+        cause = last_error_line(str(error))
+    else:
+        if returned.status != JobStatus.FAILED:
+            return returned
+        cause = f"{type(returned._return_value).__name__}: {returned._return_value}"
+    log.error(
+        "Slurm task %s (%s) ended %s without a result: %s; its log: %s",
+        job.job_id,
+        " ".join(filter_overrides(overrides)),
+        job.state,
+        " ".join(cause.split())[:300],
+        job.paths.stderr,
+    )
+    return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=None)
+
+
+def last_error_line(message: str) -> str:
+    """The exception line of submitit's failure message: the last unindented line before its
+    "You can check full logs" footer (or its last line)."""
+    lines = [line for line in message.split("You can check full logs")[0].splitlines() if line.strip()]
+    return next((line for line in reversed(lines) if not line.startswith((" ", "-"))), lines[-1] if lines else "")

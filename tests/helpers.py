@@ -88,19 +88,22 @@ def seed_table(**columns: Sequence[float]) -> pd.DataFrame:
     return pd.DataFrame(columns, index=pd.RangeIndex(len(next(iter(columns.values()))), name="seed"))
 
 
-def run_bench(*arguments: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300):
-    """``python -m bench ARGUMENTS`` in a subprocess, as a user runs it."""
-    return run_module("bench", *arguments, cwd=cwd, env=env, timeout=timeout)
+def run_bench(*arguments: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300, inherit=True):
+    """``python -m bench ARGUMENTS`` in a subprocess, as a user runs it: in this process's
+    environment updated with ``env`` (``inherit=False``: in ``env`` alone)."""
+    return run_module("bench", *arguments, cwd=cwd, env=env, timeout=timeout, inherit=inherit)
 
 
-def run_module(module: str, *arguments: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300):
+def run_module(
+    module: str, *arguments: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300, inherit=True
+):
     return subprocess.run(
         [sys.executable, "-m", module, *arguments],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        env={**(os.environ if inherit else {}), "PYTHONPATH": str(ROOT), **(env or {})},
     )
 
 

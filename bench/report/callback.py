@@ -30,7 +30,8 @@ class SweepReport(Callback):
         directory = Path(config.hydra.sweep.dir)
         runs, trials = load_runs(directory)
         failed = [meta for meta in map(read_meta, find_runs(directory)) if meta.get("status") == "failed"]
-        unfinished = unfinished_jobs(config)
+        folders = sweep_folders(config) or []
+        unfinished = unfinished_jobs(folders)
         if not runs.empty:
             paper = (config.get("paper") or {}).get("name")
             print(
@@ -43,8 +44,9 @@ class SweepReport(Callback):
         if unfinished:
             counts = ", ".join(f"{n} {status}" for status, n in sorted(Counter(unfinished.values()).items()))
             problems.append(
-                f"{len(unfinished)} of {len(sweep_folders(config) or [])} runs did not complete ({counts}; first: "
-                f"{next(iter(unfinished))}): the same command with resume=true continues them"
+                f"{len(unfinished)} of {len(folders)} runs did not complete ({counts}; first: "
+                f"{next(iter(unfinished))}): the same command with resume=true continues them (the log says why "
+                "each stopped)"
             )
         if failed:
             first = failed[0]
@@ -53,11 +55,11 @@ class SweepReport(Callback):
             raise RunFailed("; ".join(problems))
 
 
-def unfinished_jobs(config: DictConfig) -> dict[Path, str]:
+def unfinished_jobs(folders: list[Path]) -> dict[Path, str]:
     """The sweep's jobs that left no finished run (completed or failed): folder -> ``killed while
     running`` (cancelled, requeued too often, out of memory), ``interrupted`` or ``not started``."""
     found = {}
-    for folder in sweep_folders(config) or []:
+    for folder in folders:
         status = read_meta(folder).get("status") if (folder / RUN_FILE).exists() else "not started"
         status = "killed while running" if status == "running" else status  # its process ended without closing it
         if status not in ("completed", "failed"):

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from bench.config import CONFIG_DIR
 from bench.report.load import load_runs
-from bench.slurm import array_tasks
+from bench.slurm import array_tasks, wait_for
 from tests.helpers import run_bench, run_module
 
 SWEEP = ["-m", "task=branin", "method=random,gp_ei", "seed=0,1,2,3", "budget.evaluations=3", "incumbent_repeats=1"]
@@ -59,3 +59,22 @@ def test_array_task_specs_as_scontrol_prints_them_name_every_task():
     assert array_tasks("4-6") == ["4", "5", "6"]
     assert array_tasks("4-9%2") == ["4", "5", "6", "7", "8", "9"]  # at most 2 at once: still every task
     assert array_tasks("1,3-4") == ["1", "3", "4"]
+
+
+def test_a_task_that_raised_or_failed_becomes_a_stand_in_after_one_log_line(tmp_path, caplog):
+    """Real submitit jobs (its local executor): a task that raised, and one whose Hydra job returned
+    a failure, each give one log line with the error and a result that lets the sweep report."""
+    import submitit
+    from hydra.core.utils import JobReturn, JobStatus
+
+    executor = submitit.LocalExecutor(folder=tmp_path)
+    executor.update_parameters(timeout_min=2)
+    raised = executor.submit(int, "not a number")
+    failed = executor.submit(JobReturn, overrides=["seed=2"], status=JobStatus.FAILED, _return_value=KeyError("x"))
+    with caplog.at_level("ERROR", logger="bench"):
+        returns = [wait_for(raised, ["seed=1"]), wait_for(failed, ["seed=2"])]
+    assert all(r.status == JobStatus.COMPLETED and r.return_value is None for r in returns)
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 2
+    assert "(seed=1) ended" in lines[0] and "ValueError: invalid literal for int() with base 10" in lines[0]
+    assert "(seed=2) ended" in lines[1] and "KeyError: 'x'" in lines[1]

@@ -42,7 +42,9 @@ def environment(mode: str, paths: dict[str, str]) -> dict[str, str]:
 
 def first_objective(tmp_path, name: str, mode: str, paths: dict[str, str]) -> tuple[float, dict]:
     directory = tmp_path / name
-    done = run_bench(*TEXT_RNN_SEED_3, f"hydra.run.dir={directory}", cwd=tmp_path, env=environment(mode, paths))
+    done = run_bench(
+        *TEXT_RNN_SEED_3, f"hydra.run.dir={directory}", cwd=tmp_path, env=environment(mode, paths), inherit=False
+    )
     assert done.returncode == 0, done.stderr
     row = json.loads((directory / TRIALS_JSONL).read_text().splitlines()[0])
     return row["objective"], json.loads((directory / RUN_FILE).read_text())["numerics"]
@@ -53,8 +55,8 @@ def test_the_text_rnn_configuration_gives_one_validation_error_on_two_cpu_code_p
     Pinned (the default): one validation error, and one probe, whatever the environment asks."""
     fast, fast_numerics = first_objective(tmp_path, "native_fast", "native", FAST_CPU)
     old, old_numerics = first_objective(tmp_path, "native_old", "native", OLD_CPU)
-    assert fast_numerics["probe"] != old_numerics["probe"]
-    assert fast != old, "these code paths round alike here: the pinned comparison below would show nothing"
+    if fast_numerics["probe"] == old_numerics["probe"] or fast == old:
+        pytest.skip("on this processor the two code paths round alike: the pinned comparison would show nothing")
     pinned_fast, fast_numerics = first_objective(tmp_path, "pinned_fast", "pinned", FAST_CPU)
     pinned_old, old_numerics = first_objective(tmp_path, "pinned_old", "pinned", OLD_CPU)
     assert pinned_fast == pinned_old
@@ -65,11 +67,14 @@ def test_the_text_rnn_configuration_gives_one_validation_error_on_two_cpu_code_p
 
 def test_a_run_killed_and_resumed_under_another_cpu_code_path_continues_bit_for_bit_or_refuses(tmp_path):
     arguments = [*SLOW_ENOUGH, "method=gp_ei", "method.n_initial=2", "budget.evaluations=6", "seed=5"]
-    whole = run_bench(*arguments, f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path, env=environment("pinned", {}))
+    whole = run_bench(
+        *arguments, f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path, env=environment("pinned", {}), inherit=False
+    )
     assert whole.returncode == 0, whole.stderr
     native = run_bench(
-        *arguments, f"hydra.run.dir={tmp_path / 'native'}", cwd=tmp_path, env=environment("native", FAST_CPU)
-    )
+        *arguments, f"hydra.run.dir={tmp_path / 'native'}", cwd=tmp_path, env=environment("native", FAST_CPU),
+        inherit=False,
+    )  # fmt: skip
     assert native.returncode == 0, native.stderr
     assert not read_trials(tmp_path / "native")["objective"].equals(read_trials(tmp_path / "whole")["objective"])
 
@@ -77,16 +82,19 @@ def test_a_run_killed_and_resumed_under_another_cpu_code_path_continues_bit_for_
     kill_after(arguments, killed, trials=3)
     before = {p: p.read_bytes() for p in killed.rglob("*") if p.is_file() and ".hydra" not in p.parts}
     refused = run_bench(
-        *arguments, "resume=true", f"hydra.run.dir={killed}", cwd=tmp_path, env=environment("native", FAST_CPU)
-    )
+        *arguments, "resume=true", f"hydra.run.dir={killed}", cwd=tmp_path, env=environment("native", FAST_CPU),
+        inherit=False,
+    )  # fmt: skip
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
     assert refused.stderr.startswith(f"error: cannot resume {killed} bit for bit here: ")
     assert "mode: recorded 'pinned', here 'native'" in refused.stderr and "probe: recorded" in refused.stderr
+    assert "torch_cpu_capability: recorded 'DEFAULT', here 'AVX2'" in refused.stderr
     assert {p: p.read_bytes() for p in killed.rglob("*") if p.is_file() and ".hydra" not in p.parts} == before
 
     resumed = run_bench(
-        *arguments, "resume=true", f"hydra.run.dir={killed}", cwd=tmp_path, env=environment("pinned", OLD_CPU)
-    )
+        *arguments, "resume=true", f"hydra.run.dir={killed}", cwd=tmp_path, env=environment("pinned", OLD_CPU),
+        inherit=False,
+    )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     after = json.loads((killed / RUN_FILE).read_text())
     assert after["status"] == "completed" and after["resumed"][0]["numerics"]["settings"]["MKL_ENABLE_INSTRUCTIONS"]
@@ -104,6 +112,8 @@ def test_the_replay_key_ignores_the_processor_model_only_under_pinned_numerics(t
         check_replayable(tmp_path, {"numerics": {**native, "cpu_model": "another CPU"}}, native)
     with pytest.raises(BenchError, match="gpu: recorded 'NVIDIA H100 80GB HBM3', here None"):
         check_replayable(tmp_path, {"numerics": {**pinned, "gpu": "NVIDIA H100 80GB HBM3"}}, pinned)
+    with pytest.raises(BenchError, match="loaded_before_pinning: recorded None, here"):
+        check_replayable(tmp_path, {"numerics": pinned}, {**pinned, "loaded_before_pinning": ["torch"]})
     with pytest.raises(BenchError, match="torch_threads: recorded 4, here 1"):
         check_replayable(tmp_path, {"numerics": {**pinned, "torch_threads": 4}}, {**pinned, "torch_threads": 1})
     assert "cpu_model" in replay_key(native) and "cpu_model" not in replay_key(pinned)
