@@ -55,7 +55,7 @@ def job(cfg: DictConfig) -> float | None:
     else:
         try:
             store, history = RunStore.resume(out, meta, experiment.task.test_metric)
-        except BenchError as refused:  # the numerics here would not replay the record: one line, nothing written
+        except BenchError as refused:  # refused in the job (e.g. numerics that would not replay it): one line
             raise RunFailed(str(refused)) from None
     log.info(
         "%s: %s on %s, seed %d, budget %s%s",

@@ -83,6 +83,12 @@ def pin() -> None:
         os.environ.setdefault(name, "1")
 
 
+def without_pins(environment: Mapping[str, str]) -> dict[str, str]:
+    """``environment`` less the variables ``pin`` sets: what a process started from it chooses for
+    itself (a child of a pinned process would otherwise inherit the pins)."""
+    return {name: value for name, value in environment.items() if name not in (*PINNED, *THREADS)}
+
+
 def exports() -> str:
     """A shell line setting this process's numerics in a job whose environment is not inherited
     (``sbatch --export=NONE``); empty when there is nothing to set."""

@@ -101,8 +101,7 @@ class RunStore:
         _drop_torn_line(directory / TRIALS_JSONL)
         ended = ("ended", "stop_reason", "seconds", "incumbent", "final", "error", "n_trials", "method_errors")
         kept = {key: value for key, value in recorded.items() if key not in ended}
-        when = {key: meta.get(key) for key in ("device", "numerics", "provenance")}
-        when = {"at": now(), **when}
+        when = {"at": now(), **{key: meta.get(key) for key in ("device", "numerics", "provenance")}}
         resumed = {**meta, **kept, "status": "running", "resumed": [*recorded.get("resumed", []), when]}
         write_json(directory / RUN_FILE, resumed)
         log.info("resuming %s: %d trial(s) recorded", recorded["run_id"], len(trials))

@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 from bench.build import build
-from bench.numerics import PINNED, THREADS, numerics
+from bench.errors import BenchError
+from bench.numerics import numerics, without_pins
 from bench.perf.common import at_least, compose_config, progress, write_records
 from bench.perf.methods import method_overhead
 from bench.provenance import provenance
@@ -86,10 +87,8 @@ def main(args: argparse.Namespace) -> int:
     names = [name.strip() for name in args.settings.split(",") if name.strip()]
     unknown = [name for name in names if name not in SETTINGS]
     if unknown or not names:
-        from bench.errors import BenchError
-
         raise BenchError(f"--settings {args.settings!r}: choose among {', '.join(SETTINGS)}")
-    base = {key: value for key, value in os.environ.items() if key not in (*PINNED, *THREADS)}
+    base = without_pins(os.environ)
     records = []
     for name in names:
         progress(f"{name} ...")

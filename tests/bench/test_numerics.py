@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from bench.errors import BenchError
-from bench.numerics import PINNED, THREADS, check_replayable, numerics, replay_key
+from bench.numerics import check_replayable, numerics, replay_key, without_pins
 from bench.records import RUN_FILE, TRIALS_JSONL
 from bench.report.load import read_trials
 from tests.bench.test_resume import SLOW_ENOUGH, kill_after
@@ -36,8 +36,7 @@ TEXT_RNN_SEED_3 = [  # issue 26's reproduction: fair_baseline_text/rnn_gp_ei_30 
 
 def environment(mode: str, paths: dict[str, str]) -> dict[str, str]:
     """This process's environment without the pins it inherited, under ``mode``, asking for ``paths``."""
-    env = {key: value for key, value in os.environ.items() if key not in (*PINNED, *THREADS)}
-    return {**env, "BENCH_NUMERICS": mode, **paths}
+    return {**without_pins(os.environ), "BENCH_NUMERICS": mode, **paths}
 
 
 def first_objective(tmp_path, name: str, mode: str, paths: dict[str, str]) -> tuple[float, dict]:
