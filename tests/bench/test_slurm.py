@@ -89,7 +89,11 @@ def test_a_sweep_through_slurm_lands_every_run_and_its_report_counts_them(tmp_pa
 
 
 def test_a_run_requeued_mid_way_resumes_and_equals_an_uninterrupted_run(tmp_path):
-    arguments = [*SLOW, "method=gp_ei", "method.n_initial=2", "budget.evaluations=16", "seed=3"]
+    # Trials of 8,000 steps: the 13 left after the requeue take well over KillWait (10 s) even on a
+    # fast machine. With SLOW's 3,000 a fast CI machine finished them between SIGTERM and SIGKILL
+    # (submitit bypasses SIGTERM), so the requeued job found the run completed and resumed nothing.
+    slower = [argument for argument in SLOW if "iterations" not in argument] + ["+task.space.iterations.fixed=8000"]
+    arguments = [*slower, "method=gp_ei", "method.n_initial=2", "budget.evaluations=16", "seed=3"]
     whole = run_bench(*arguments, "progress=false", f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr
     sweep_dir = tmp_path / "sweep"
@@ -106,6 +110,7 @@ def test_a_run_requeued_mid_way_resumes_and_equals_an_uninterrupted_run(tmp_path
     assert sweep.returncode == 0, err
     meta = json.loads((run / RUN_FILE).read_text())
     assert meta["status"] == "completed" and 3 <= before < meta["n_trials"] == 16
+    assert "resumed" in meta, f"the run finished before Slurm killed it ({before} trials at the requeue)"
     assert [entry["provenance"]["slurm"]["restart_count"] for entry in meta["resumed"]] == ["1"]
     pd.testing.assert_frame_equal(comparable(read_trials(run)), comparable(read_trials(tmp_path / "whole")))
     assert meta["final"]["objective"] == json.loads((tmp_path / "whole" / RUN_FILE).read_text())["final"]["objective"]
