@@ -28,9 +28,10 @@ SLURM = ["-m", "launcher=slurm_cpu", "torch_threads=1", "hydra.launcher.mem_gb=1
 """One core and 1 GB per task: the presets' 4 cores and 16 GB do not fit a 2-core test machine."""
 SLOW = ["task=bikeshare", "+task.space.iterations.fixed=8000", "incumbent_repeats=1"]
 """Bikeshare trials of 8,000 steps (1-2 s here): the 17 or 21 trials left after a cancel or requeue
-take over KillWait (10 s) unless a machine trains above about 13,000 steps a second, 3.5 times
-the 3,900 a CI machine reached when it failed. Submitit bypasses SIGTERM, so a run whose last trials fit in KillWait
-completes before the kill: with 3,000 steps and 13 trials left a CI machine did, and resumed nothing."""
+take over KillWait (10 s) unless a machine trains above about 13,000 steps a second, 3.5 times the
+3,900 a CI machine reached when it failed. Submitit bypasses SIGTERM, so a run whose last trials fit
+in KillWait completes before the kill: with 3,000 steps and 13 trials left a CI machine did, and
+resumed nothing."""
 
 
 @pytest.fixture(scope="module", autouse=True)
