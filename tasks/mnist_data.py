@@ -1,4 +1,4 @@
-"""Images for the DrMAD paper's MNIST MLP, from the first source that has them.
+"""Images for the DrMAD paper's MNIST MLP, from the source ``task.dataset`` names.
 
 - ``mnist``: the canonical MNIST IDX files, from the cache (``$BENCH_DATA/mnist``, else
   ``~/.cache/bench/mnist``) or downloaded into it when online (60,000 + 10,000 28x28 images);
@@ -6,12 +6,14 @@
   (``/usr/share/datasets/fashion-mnist``), or ``data_dir``;
 - ``digits``: scikit-learn's bundled 8x8 digits (1,797 images), always available offline.
 
-``auto`` takes the first of these that is available. Every source is checked (image and label
-counts, shape, pixel range, ten classes) and named in the run's record. Splits: for the 28x28 sets
-as the authors' code uses them, 15,000 training and 5,000 validation images from the start of the
-training file (the authors re-split those 20,000 every meta-iteration; here the split is fixed)
-and the first 5,000 test images; for ``digits`` a fixed shuffle (seed 0) into 1,000 / 400 / 397.
-Pixels are scaled to [0, 1].
+``auto`` takes MNIST when it is cached or can be downloaded, else Fashion-MNIST when Debian's files
+are installed (``scripts/install-data``), else refuses in one line saying how to get either: it
+never falls back to ``digits``, a different and far smaller dataset, which is used only when named.
+Every source is checked (image and label counts, shape, pixel range, ten classes) and named in the
+run's record. Splits: for the 28x28 sets as the authors' code uses them, 15,000 training and 5,000
+validation images from the start of the training file (the authors re-split those 20,000 every
+meta-iteration; here the split is fixed) and the first 5,000 test images; for ``digits`` a fixed
+shuffle (seed 0) into 1,000 / 400 / 397. Pixels are scaled to [0, 1].
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ FILES = {
     "test_y": "t10k-labels-idx1-ubyte.gz",
 }
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+INSTALL_FASHION = "as root on Debian: scripts/install-data, or apt-get install dataset-fashion-mnist"
 NAMES = {
     "mnist": "MNIST (LeCun et al. 1998)",
     "fashion_mnist": "Fashion-MNIST (Xiao et al. 2017)",
@@ -80,45 +83,54 @@ def read_idx(path: Path) -> np.ndarray:
 def load_images(
     dataset: str = "auto", data_dir: str | None = None, url: str = MNIST_URL, timeout: float = 20
 ) -> Images:
+    """The images of ``dataset`` (``data_dir``: where the IDX files of mnist or fashion_mnist are, in
+    place of the cache or Debian's folder); a missing source is a one-line ``BenchError`` that says
+    how to get it."""
     if dataset not in DATASETS:
         raise BenchError(f"task.dataset={dataset!r}: allowed: {', '.join(DATASETS)}")
     if dataset == "digits":
         return _digits()
     if dataset == "fashion_mnist":
         folder = Path(data_dir) if data_dir else FASHION_DIR
-        if not _complete(folder):
+        missing = [name for name in FILES.values() if not (folder / name).exists()]
+        if missing:
+            lacks = "has none of its IDX files" if len(missing) == len(FILES) else f"lacks {', '.join(missing)}"
             raise BenchError(
-                f"task.dataset=fashion_mnist: no IDX files in {folder} "
-                "(apt-get install dataset-fashion-mnist, or set task.data_dir)"
+                f"task.dataset=fashion_mnist: Fashion-MNIST is missing: {folder} {lacks}; install it "
+                f"({INSTALL_FASHION}), or give a folder holding {', '.join(FILES.values())} as task.data_dir"
             )
         return _idx("fashion_mnist", folder, f"files in {folder}")
-    if dataset == "mnist":
-        folder = Path(data_dir) if data_dir else cache_dir() / "mnist"
-        return _idx("mnist", folder, _fetch_mnist(folder, url, timeout))
-    # auto: MNIST if cached or downloadable, then Fashion-MNIST files, then digits
+    folder = Path(data_dir) if data_dir else cache_dir() / "mnist"
     try:
-        return load_images("mnist", data_dir, url, timeout)
-    except BenchError:
-        pass
-    if _complete(FASHION_DIR):
-        return load_images("fashion_mnist")
-    return _digits()
+        source = _fetch_mnist(folder, url, timeout)
+    except OSError as error:
+        if dataset == "mnist":
+            raise BenchError(
+                f"task.dataset=mnist: {error}: place MNIST's IDX files ({', '.join(FILES.values())}) in {folder}, "
+                "or use task.dataset=fashion_mnist or digits"
+            ) from None
+        if has_idx_files(FASHION_DIR):  # auto: MNIST cannot be had, Debian's Fashion-MNIST is installed
+            return load_images("fashion_mnist")
+        raise BenchError(
+            f"task.dataset=auto: neither MNIST ({error}) nor Fashion-MNIST (no IDX files in {FASHION_DIR}) is here: "
+            f"install Fashion-MNIST ({INSTALL_FASHION}), or give a folder of IDX files as task.data_dir with "
+            "task.dataset=mnist or fashion_mnist, or use task.dataset=digits for a small offline run"
+        ) from None
+    return _idx("mnist", folder, source)
 
 
-def _complete(folder: Path) -> bool:
+def has_idx_files(folder: Path) -> bool:
     """Whether ``folder`` holds all four IDX files."""
     return all((folder / name).exists() for name in FILES.values())
 
 
 def _fetch_mnist(folder: Path, url: str, timeout: float) -> str:
-    """Cached files, or a download into the cache; returns where they came from."""
-    if _complete(folder):
+    """Cached files, or a download into the cache; returns where they came from. Raises ``OSError``
+    saying why when neither works (offline, or a download failed: only whole files stay cached)."""
+    if has_idx_files(folder):
         return f"cache {folder}"
     if offline():
-        raise BenchError(
-            f"task.dataset=mnist: {OFFLINE_VARIABLE} is set and {folder} lacks the IDX files "
-            f"({', '.join(FILES.values())}): place them there, or use task.dataset=fashion_mnist or digits"
-        )
+        raise OSError(f"{OFFLINE_VARIABLE} is set and {folder} lacks its IDX files")
     folder.mkdir(parents=True, exist_ok=True)
     for name in FILES.values():
         target = folder / name
@@ -128,7 +140,7 @@ def _fetch_mnist(folder: Path, url: str, timeout: float) -> str:
             with urllib.request.urlopen(url + name, timeout=timeout) as response:
                 payload = response.read()
         except OSError as error:
-            raise BenchError(f"task.dataset=mnist: cannot download {url + name}: {error}") from None
+            raise OSError(f"cannot download {url + name}: {error}") from None
         write_atomically(target, lambda tmp, data=payload: tmp.write_bytes(data))  # only whole files in the cache
     return f"downloaded from {url} into {folder}"
 

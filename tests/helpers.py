@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -20,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from bench.build import Experiment, build
 from bench.config import CONFIG_DIR
 from bench.preflight import sweep_jobs
+from tasks.mnist_data import FASHION_DIR, has_idx_files
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [  # a bikeshare run that takes well under a second per trial
@@ -32,6 +34,17 @@ TINY_FIXED = [  # the same, with the discrete hyperparameters fixed: the space a
     "+task.space.iterations.fixed=20",
     "+task.space.hidden_nodes.fixed=2",
 ]
+FASHION_MNIST_MISSING = (
+    f"Fashion-MNIST is not installed ({FASHION_DIR} lacks its IDX files): as root, scripts/install-data "
+    "installs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)"
+)
+"""Why a test that builds a preset's jobs on Fashion-MNIST (as its reference results ran) is skipped here."""
+
+
+def _reads_installed_fashion_mnist(job: DictConfig) -> bool:
+    """Whether a job's task reads Debian's Fashion-MNIST (``task.dataset=fashion_mnist``, no ``data_dir``)."""
+    task = job.get("task") or {}
+    return task.get("dataset") == "fashion_mnist" and not task.get("data_dir")
 
 
 def bench_config(*overrides: str) -> DictConfig:
@@ -54,7 +67,8 @@ class Job:
 def command_jobs(overrides: Sequence[str], multirun: bool = False) -> tuple[list[Job], list[Experiment]]:
     """What ``python -m bench [-m] OVERRIDES`` would launch, without launching it: every job, and
     one experiment built (as the pre-flight check builds it) per job that differs in more than its
-    seed (building it under another seed checks nothing more). Shared between calls."""
+    seed (building it under another seed checks nothing more). Shared between calls. Skips the
+    calling test, with ``FASHION_MNIST_MISSING``, where a job reads Fashion-MNIST and it is not installed."""
     return _command_jobs(tuple(overrides), bool(multirun))
 
 
@@ -73,6 +87,8 @@ def _command_jobs(overrides: tuple[str, ...], multirun: bool) -> tuple[list[Job]
         distinct = {tuple(o for o in job if not o.startswith("seed=")): job for job in lists}
         loader = GlobalHydra.instance().config_loader()
         configs = [loader.load_sweep_config(config, list(job)) for job in distinct.values()]
+    if not has_idx_files(FASHION_DIR) and any(_reads_installed_fashion_mnist(job) for job in configs):
+        pytest.skip(FASHION_MNIST_MISSING)
     experiments = {}
     for job in configs:
         key = OmegaConf.to_yaml({k: v for k, v in job.items() if k not in ("seed", "hydra")})

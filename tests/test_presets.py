@@ -1,5 +1,7 @@
 """Every preset in conf/suite/ composes, and every job of its sweep passes the pre-flight build;
-the comparison presets budget in training steps and give every method one space."""
+the comparison presets budget in training steps and give every method one space. A preset whose
+jobs read Fashion-MNIST is built on it where it is installed and skipped, with the reason, where it
+is not (``tests.helpers.command_jobs``); without its dataset it refuses before its first job."""
 
 from pathlib import Path
 
@@ -7,10 +9,10 @@ import pytest
 
 from bench.config import CONFIG_DIR
 from bench.protocols import BLACK_BOX_KIND, HYPERGRADIENT_KIND, MULTI_FIDELITY_KIND, method_kind
-from tests.helpers import command_jobs
+from tests.helpers import command_jobs, run_bench
 
 PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "suite").glob("*.yaml"))
-DIGITS = ["task.dataset=digits", "task.train_images=null"]  # offline and small; the presets' own default is auto
+DIGITS = ["task.dataset=digits", "task.train_images=null"]  # offline and small, where the presets name Fashion-MNIST
 OVERRIDES = {
     "drmad_mnist": DIGITS,
     "many_hyperparameters": DIGITS,
@@ -164,3 +166,22 @@ def test_the_multi_fidelity_preset_runs_every_kind_of_method_on_one_space_per_ta
         assert [d.name for d in e.task.space.dimensions] == ["learning_rate", "momentum", "l2"]
         assert e.task.full_fidelity is not None
         assert e.budget.train_steps == trainings[e.task_name] * e.task.full_fidelity
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["suite=many_hyperparameters"], ["suite=multi_fidelity", "experiment=multi_fidelity/mnist_mlp"]],
+    ids=" ".join,
+)
+def test_a_preset_whose_dataset_is_missing_refuses_before_its_first_job_in_one_line(tmp_path, arguments):
+    """Fashion-MNIST read from an empty folder, as on a machine without Debian's package: the pre-flight
+    build of the first job refuses, saying what is missing and how to get it, and nothing is written."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = run_bench(*arguments, f"task.data_dir={empty}", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert done.stderr.startswith(f"error: task.dataset=fashion_mnist: Fashion-MNIST is missing: {empty} has none")
+    assert "scripts/install-data" in done.stderr and "apt-get install dataset-fashion-mnist" in done.stderr
+    assert "task.data_dir" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"] and not any(empty.iterdir())  # no results/

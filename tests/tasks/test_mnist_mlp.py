@@ -14,6 +14,7 @@ from bench.errors import BenchError
 from bench.runner import trial_seed
 from methods.drmad import Hyperparameters, exact_hypergradient, train
 from methods.random_search import RandomSearch
+from tasks import mnist_data
 from tasks.mnist_data import FILES, load_images, read_idx
 from tests.helpers import bench_config, run_bench
 from tests.methods.test_drmad import finite_differences
@@ -68,14 +69,41 @@ def test_idx_files_are_read_with_their_header_and_checked(tmp_path):
 
 
 def test_missing_sources_are_one_line_errors_and_leave_no_partial_download(tmp_path, monkeypatch):
-    with pytest.raises(BenchError, match=f"no IDX files in {tmp_path}"):
+    with pytest.raises(BenchError, match=f"Fashion-MNIST is missing: {tmp_path} has none of its IDX files") as error:
         load_images("fashion_mnist", data_dir=str(tmp_path))
+    assert "scripts/install-data" in str(error.value) and "apt-get install dataset-fashion-mnist" in str(error.value)
+    write_idx(tmp_path / FILES["train_y"], np.arange(10))
+    with pytest.raises(BenchError, match=f"{tmp_path} lacks train-images-idx3-ubyte.gz, t10k-images"):
+        load_images("fashion_mnist", data_dir=str(tmp_path))
+    (tmp_path / FILES["train_y"]).unlink()
     monkeypatch.setenv("BENCH_DATA", str(tmp_path))
     with pytest.raises(BenchError, match="cannot download http://127.0.0.1:9/"):
         load_images("mnist", url="http://127.0.0.1:9/", timeout=2)
     assert list((tmp_path / "mnist").iterdir()) == []
     with pytest.raises(BenchError, match="task.dataset='cifar'"):
         load_images("cifar")
+
+
+def test_auto_takes_fashion_mnist_when_mnist_cannot_be_had_and_never_falls_back_to_digits(tmp_path, monkeypatch):
+    """auto: MNIST (here offline and not cached), else Debian's Fashion-MNIST (here a folder of IDX
+    files in its place), else one line naming both datasets and how to get them."""
+    monkeypatch.setenv("BENCH_DATA", str(tmp_path / "cache"))
+    monkeypatch.setenv("BENCH_OFFLINE", "1")
+    monkeypatch.setattr(mnist_data, "FASHION_DIR", tmp_path / "fashion")
+    with pytest.raises(BenchError) as error:
+        load_images("auto")
+    message = str(error.value)
+    assert message.startswith("task.dataset=auto: neither MNIST (BENCH_OFFLINE is set and ") and "\n" not in message
+    assert f"nor Fashion-MNIST (no IDX files in {tmp_path / 'fashion'})" in message
+    for way in ("scripts/install-data", "apt-get install dataset-fashion-mnist", "as task.data_dir", "dataset=digits"):
+        assert way in message
+    (tmp_path / "fashion").mkdir()
+    images, labels = np.zeros((60000, 28, 28)), np.arange(60000) % 10
+    arrays = {"train_x": images, "train_y": labels, "test_x": images[:10000], "test_y": labels[:10000]}
+    for key, array in arrays.items():
+        write_idx(tmp_path / "fashion" / FILES[key], array)
+    loaded = load_images("auto")
+    assert loaded.dataset == "fashion_mnist" and loaded.source == f"files in {tmp_path / 'fashion'}"
 
 
 def test_the_exact_hypergradient_of_the_mnist_mlp_equals_finite_differences():
