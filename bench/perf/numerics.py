@@ -1,18 +1,22 @@
-"""``python -m bench.perf numerics``: what pinning the CPU numerics costs (``bench/numerics.py``):
-a training and a GP ask under the native code paths, under the pinned ones, and under each pin
-alone, so the cost can be traced to MKL's branch or to PyTorch's kernels.
+"""``python -m bench.perf numerics``: what pinning the CPU numerics costs (``bench/numerics``):
+trainings and GP asks under the native code paths, under each level of pins, and under the one pin
+that the level cannot avoid, so the cost can be traced to a library.
 
-    python -m bench.perf numerics [--json FILE] [--repeats 3] [--settings native,pinned,mkl,torch]
+    python -m bench.perf numerics [--json FILE] [--repeats 3] [--settings native,pinned,portable,mkl,intel]
 
 Settings (each in a fresh process, since the code paths are chosen when the libraries load):
-*native* (``BENCH_NUMERICS=native``, nothing pinned), *pinned* (the default), *mkl* (native with
-``MKL_CBWR=COMPATIBLE`` alone) and *torch* (native with ``ATEN_CPU_CAPABILITY=default`` alone).
-Workloads, one torch thread: one training of the GRU of issue 26's reproduction
-(``fair_baseline_text/text_rnn`` at its default configuration, 638 steps), one bikeshare training
-of 2,000 steps, and the median seconds of ``--repeats`` asks of ``gp_ei`` (BoTorch) and
-``skopt_gp`` (scikit-learn's GP on OpenBLAS) with 30 observations on hartmann6. Seconds per
-training step for the trainings; ``probe`` is the settings' numerics digest (equal digests: the
-same numbers). Wall-clock on this machine; the ratio column is the setting over native.
+*native* (``BENCH_NUMERICS=native``, nothing pinned), *pinned* (the default: the widest level this
+processor has), *portable* (``BENCH_NUMERICS=portable``), *mkl* (native with
+``MKL_CBWR=COMPATIBLE`` alone: what MKL's one cross-vendor branch costs by itself) and *intel*
+(pinned, but MKL on its AVX2 branch, which gives the same numbers on Intel processors only: what
+identical numbers on AMD cost). Workloads, one torch thread: one training of the GRU of issue 26's
+reproduction (``fair_baseline_text/text_rnn`` at its default configuration, 638 steps), one
+bikeshare training of 2,000 steps, 32 bikeshare trainings of 500 steps trained together (the
+fixed-shape batch of ``python -m bench.perf batched --q 32``), and the median seconds of
+``--repeats`` asks of ``gp_ei`` (BoTorch) and ``skopt_gp`` (scikit-learn's GP on OpenBLAS) with 30
+observations on hartmann6. Seconds per training step for the trainings, per batch for the batch;
+``probe`` is the settings' numerics digest (equal digests: the same numbers). Wall-clock on this
+machine; the ratio column is the setting over native.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bench.build import build
 from bench.errors import BenchError
-from bench.numerics import numerics, without_pins
+from bench.numerics import LEVELS, X86_64_V3, numerics, without_pins
 from bench.perf.common import at_least, compose_config, progress, write_records
 from bench.perf.methods import method_overhead
 from bench.provenance import provenance
@@ -40,13 +45,15 @@ HELP = "a training step and a GP ask, with the CPU numerics pinned and not"
 SETTINGS = {
     "native": {"BENCH_NUMERICS": "native"},
     "pinned": {"BENCH_NUMERICS": "pinned"},
+    "portable": {"BENCH_NUMERICS": "portable"},
     "mkl": {"BENCH_NUMERICS": "native", "MKL_CBWR": "COMPATIBLE"},
-    "torch": {"BENCH_NUMERICS": "native", "ATEN_CPU_CAPABILITY": "default"},
+    "intel": {"BENCH_NUMERICS": "native", **LEVELS[X86_64_V3], "MKL_CBWR": "AVX2"},
 }
 TRAININGS = {
     "text_rnn training (GRU, 638 steps)": ["task=fair_baseline_text/text_rnn"],
     "bikeshare training (2,000 steps)": ["task=bikeshare", "+task.space.iterations.fixed=2000"],
 }
+BATCH = 32  # bikeshare configurations trained together, as python -m bench.perf batched --q 32 (fixed shape)
 ASKS = {"gp_ei ask (n = 30)": "gp_ei", "skopt_gp ask (n = 30)": "skopt_gp"}
 
 
@@ -75,11 +82,28 @@ def one_main(args: argparse.Namespace) -> int:
                 seconds.append(time.perf_counter() - tic)
                 steps = evaluation.cost_steps or 1
         record["workloads"][name] = sorted(seconds)[len(seconds) // 2] / steps
+    record["workloads"][f"bikeshare batch (q = {BATCH}, 500 steps)"] = batch_seconds(args.repeats)
     for name, method in ASKS.items():
         asks = method_overhead(method, "hartmann6", [30], args.repeats)
         record["workloads"][name] = asks[0]["ask_seconds_median"]
     print(json.dumps(record))
     return 0
+
+
+def batch_seconds(repeats: int) -> float:
+    """Median seconds of one vectorised training of ``BATCH`` fixed-shape bikeshare configurations
+    (random search's first draws for seed 0, the runner's trial seeds), after a warm-up."""
+    overrides = ["task=bikeshare", "+task.space.hidden_nodes.fixed=16", "+task.space.iterations.fixed=500"]
+    task = build(compose_config(overrides)).task
+    configs = task.space.sample(BATCH, np.random.default_rng([0, 0x5EED]))
+    seeds = [trial_seed(0, i) for i in range(BATCH)]
+    seconds = []
+    for repeat in range(repeats + 1):  # the first is a warm-up
+        tic = time.perf_counter()
+        task.evaluate_batch(configs, seeds)
+        if repeat:
+            seconds.append(time.perf_counter() - tic)
+    return sorted(seconds)[len(seconds) // 2]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -117,6 +141,7 @@ def table(records: list[dict]) -> str:
             seconds = r["workloads"][workload]
             ratio = f" ({seconds / native['workloads'][workload]:.2f}x)" if native and r is not native else ""
             cells.append(f"{seconds * 1e3:.3g} ms{ratio}")
-        rows.append(f"| {workload}{' per step' if 'training' in workload else ''} | " + " | ".join(cells) + " |")
+        unit = " per step" if "training" in workload else ""
+        rows.append(f"| {workload}{unit} | " + " | ".join(cells) + " |")
     rows.append("| probe | " + " | ".join(f"`{r['numerics']['probe'][:8]}`" for r in records) + " |")
     return "\n".join(rows)
