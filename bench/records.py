@@ -38,6 +38,10 @@ RUN_FILE = "run.json"
 TRIALS_JSONL = "trials.jsonl"
 TRIALS_PARQUET = "trials.parquet"
 
+CLOCK_COLUMNS = ("cost_seconds", "ask_seconds", "cumulative_seconds", "metrics.hypergradient_seconds")
+"""Trial-table columns that read a clock: two runs of one command differ there (and in ``run_id``)
+and nowhere else."""
+
 NOTHING_LEFT = "the method has nothing left to ask"
 """The stop reason of a run whose method returned no configuration (not a budget limit)."""
 
@@ -195,6 +199,13 @@ def trials_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def read_trials_jsonl(path: Path) -> pd.DataFrame:
     """Rows of a ``trials.jsonl``; a truncated last line (a crash mid-write) is skipped."""
     return trials_frame(read_rows(path)[0])
+
+
+def comparable(trials: pd.DataFrame) -> pd.DataFrame:
+    """A trial table without its clock columns and run id, rows in trial order: what two runs of
+    the same command (or a resumed run and an uninterrupted one) must share exactly."""
+    dropped = [c for c in (*CLOCK_COLUMNS, "run_id") if c in trials]
+    return trials.drop(columns=dropped).sort_values("trial").reset_index(drop=True)
 
 
 def read_meta(directory: Path) -> dict[str, Any]:

@@ -121,13 +121,3 @@ def run_module(
         timeout=timeout,
         env={**(os.environ if inherit else {}), "PYTHONPATH": str(ROOT), **(env or {})},
     )
-
-
-TIMING = ("cost_seconds", "ask_seconds", "cumulative_seconds", "metrics.hypergradient_seconds", "run_id")
-"""Trial-table columns that differ between two runs of one command: clocks and the run id."""
-
-
-def comparable(trials):
-    """A trial table without its clock columns and run id, rows in trial order: what two runs of
-    the same command (or a resumed run and an uninterrupted one) must share exactly."""
-    return trials.drop(columns=[c for c in TIMING if c in trials]).sort_values("trial").reset_index(drop=True)

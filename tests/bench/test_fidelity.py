@@ -16,12 +16,12 @@ from bench.budget import Budget
 from bench.build import build
 from bench.errors import BenchError
 from bench.fidelity import PAUSED_DIR, PausedTrainings
-from bench.records import RUN_FILE
+from bench.records import RUN_FILE, comparable
 from bench.report.load import read_trials
 from bench.runner import RunSettings, run
 from tasks.synthetic import LearningCurveTask
 from tests.bench.test_resume import kill_after
-from tests.helpers import bench_config, comparable, run_bench
+from tests.helpers import bench_config, run_bench
 from tests.methods.test_conformance import SETTINGS
 
 FIDELITY_TASKS = {  # a fidelity task's small setting with its training length fixed, and that length

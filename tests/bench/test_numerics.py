@@ -31,10 +31,10 @@ from bench.numerics import (
     replay_key,
     without_pins,
 )
-from bench.records import RUN_FILE
+from bench.records import RUN_FILE, comparable
 from bench.report.load import read_trials
 from tests.bench.test_resume import SLOW_ENOUGH, kill_after
-from tests.helpers import ROOT, comparable, run_bench
+from tests.helpers import ROOT, run_bench
 
 FAST_CPU = {"MKL_CBWR": "AUTO", "ATEN_CPU_CAPABILITY": "avx2"}
 OLD_CPU = {

@@ -16,11 +16,11 @@ import pytest
 
 from bench.budget import Budget
 from bench.build import build
-from bench.records import RUN_FILE, TRIALS_JSONL
+from bench.records import RUN_FILE, TRIALS_JSONL, comparable
 from bench.report.load import read_trials
 from bench.runner import RunSettings, run
 from methods.random_search import RandomSearch
-from tests.helpers import ROOT, TINY, bench_config, comparable, run_bench
+from tests.helpers import ROOT, TINY, bench_config, run_bench
 
 SLOW_ENOUGH = ["+task.space.iterations.fixed=300", "incumbent_repeats=1", "progress=false"]
 """Bikeshare trials of 300 steps (a few tenths of a second): time to kill a run mid-way."""

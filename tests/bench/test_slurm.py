@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.records import RUN_FILE, TRIALS_JSONL
+from bench.records import RUN_FILE, TRIALS_JSONL, comparable
 from bench.report.load import read_trials
-from tests.helpers import ROOT, comparable, run_bench, run_module
+from tests.helpers import ROOT, run_bench, run_module
 
 CLUSTER = ROOT / "scripts" / "slurm-local"
 SLURM = ["-m", "launcher=slurm_cpu", "torch_threads=1", "hydra.launcher.mem_gb=1", "progress=false"]
