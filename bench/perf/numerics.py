@@ -2,7 +2,7 @@
 trainings and GP asks under the native code paths, under each level of pins, and under the one pin
 that the level cannot avoid, so the cost can be traced to a library.
 
-    python -m bench.perf numerics [--json FILE] [--repeats 3] [--settings native,pinned,portable,mkl,intel]
+    python -m bench.perf numerics [--json FILE] [--repeats 3] [--rounds 1] [--settings native,pinned,portable,mkl,intel]
 
 Settings (each in a fresh process, since the code paths are chosen when the libraries load):
 *native* (``BENCH_NUMERICS=native``, nothing pinned), *pinned* (the default: the widest level this
@@ -16,7 +16,10 @@ fixed-shape batch of ``python -m bench.perf batched --q 32``), and the median se
 ``--repeats`` asks of ``gp_ei`` (BoTorch) and ``skopt_gp`` (scikit-learn's GP on OpenBLAS) with 30
 observations on hartmann6. Seconds per training step for the trainings, per batch for the batch;
 ``probe`` is the settings' numerics digest (equal digests: the same numbers). Wall-clock on this
-machine; the ratio column is the setting over native.
+machine; the ratio column is the setting over native. With ``--rounds N`` every setting runs N
+times, the rounds in alternating order (forward, backward, ...) so that a machine that slows down
+or speeds up over the measurement does not favour one setting, and each workload keeps its
+fastest round (the one least disturbed by anything else on the machine).
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ ASKS = {"gp_ei ask (n = 30)": "gp_ei", "skopt_gp ask (n = 30)": "skopt_gp"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, help="also write the records to this file")
     parser.add_argument("--repeats", type=int, default=3, help="trainings and asks timed per workload (default 3)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="each setting run this many times, interleaved (default 1)"
+    )
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"of {', '.join(SETTINGS)} (default all)")
 
 
@@ -107,25 +113,31 @@ def batch_seconds(repeats: int) -> float:
 
 
 def main(args: argparse.Namespace) -> int:
-    at_least(repeats=args.repeats)
+    at_least(repeats=args.repeats, rounds=args.rounds)
     names = [name.strip() for name in args.settings.split(",") if name.strip()]
     unknown = [name for name in names if name not in SETTINGS]
     if unknown or not names:
         raise BenchError(f"--settings {args.settings!r}: choose among {', '.join(SETTINGS)}")
     base = without_pins(os.environ)
+    rounds: dict[str, list[dict]] = {name: [] for name in names}
+    for number in range(args.rounds):
+        for name in names if number % 2 == 0 else names[::-1]:
+            progress(f"round {number + 1} of {args.rounds}: {name} ...")
+            done = subprocess.run(
+                [sys.executable, "-m", "bench.perf", "numerics-one", str(args.repeats)],
+                capture_output=True,
+                text=True,
+                env={**base, **SETTINGS[name]},
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"setting {name} failed:\n{done.stderr[-2000:]}")
+            rounds[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
     records = []
-    for name in names:
-        progress(f"{name} ...")
-        done = subprocess.run(
-            [sys.executable, "-m", "bench.perf", "numerics-one", str(args.repeats)],
-            capture_output=True,
-            text=True,
-            env={**base, **SETTINGS[name]},
+    for name, ones in rounds.items():
+        fastest = {workload: min(one["workloads"][workload] for one in ones) for workload in ones[0]["workloads"]}
+        records.append(
+            {"setting": name, "environment": SETTINGS[name], **ones[0], "workloads": fastest, "rounds": ones}
         )
-        if done.returncode != 0:
-            raise RuntimeError(f"setting {name} failed:\n{done.stderr[-2000:]}")
-        one = json.loads(done.stdout.strip().splitlines()[-1])
-        records.append({"setting": name, "environment": SETTINGS[name], **one})
     print(f"\nCPU numerics: seconds per training step and per ask, 1 torch thread, {provenance()['platform']}:\n")
     print(table(records))
     return write_records(records, args.json)

@@ -135,6 +135,8 @@ def test_importance_benchmark_times_fanova_on_the_tasks_space(tmp_path):
         (["report", "--runs", "0"], "error: --runs 0: give a whole number of at least 1"),
         (["importance", "--trials", "5"], "error: --trials '5': give whole numbers of at least 10, comma-separated"),
         (["importance", "--task", "nope"], "error: unknown task 'nope'; allowed: bikeshare, branin,"),
+        (["numerics", "--rounds", "0"], "error: --rounds 0: give a whole number of at least 1"),
+        (["numerics", "--settings", "fast"], "error: --settings 'fast': choose among native, pinned, portable, mkl, intel"),
     ],
 )
 def test_bad_benchmark_arguments_are_one_line_errors(arguments, message, capsys):
