@@ -159,7 +159,9 @@ RESUMED = {  # mnist_mlp rungs of 10 to 270 steps on digits: time to kill a run 
 }
 
 
-@pytest.mark.parametrize("method", sorted(RESUMED))
+@pytest.mark.parametrize(
+    "method", [m if m == "asha" else pytest.param(m, marks=pytest.mark.slow) for m in sorted(RESUMED)]
+)
 def test_a_multi_fidelity_run_killed_between_rungs_and_resumed_equals_an_uninterrupted_one(tmp_path, method):
     arguments = RESUMED[method]
     whole = run_bench(*arguments, f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)

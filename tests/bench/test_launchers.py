@@ -25,6 +25,7 @@ SWEEP = ["-m", "task=branin", "method=random,gp_ei", "seed=0,1,2,3", "budget.eva
     ],
     ids=["joblib", "submitit_local"],
 )
+@pytest.mark.slow
 def test_a_sweep_of_8_runs_lands_every_run(tmp_path, launcher):
     sweep = tmp_path / "sweep"
     done = run_bench(*SWEEP, *launcher, f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)

@@ -81,7 +81,7 @@ def gp_run(tmp_path, method: str, name: str, mode: str, paths: dict[str, str]) -
     return comparable(read_trials(directory)), json.loads((directory / RUN_FILE).read_text())["numerics"]
 
 
-@pytest.mark.parametrize("method", sorted(GP_RUNS))
+@pytest.mark.parametrize("method", ["gp_ei", pytest.param("gp_ts", marks=pytest.mark.slow)])
 def test_a_gp_run_gives_one_trial_table_on_two_processors_code_paths(tmp_path, method, amd_mkl):
     """Native: this processor's code paths and an older (and, with a C compiler, AMD's MKL) give
     other trial tables. Pinned (the default): one trial table and one probe, whatever the
@@ -123,6 +123,7 @@ def mkl_digest(paths: dict[str, str]) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.slow
 def test_mkls_avx2_branch_holds_on_intel_only_and_its_compatible_branch_on_amd_too(amd_mkl):
     """Why the pins keep MKL on its COMPATIBLE branch at every level: Intel documents the AVX2
     branch as reproducible across Intel processors only (on AMD MKL takes its AUTO branch), and
@@ -144,6 +145,7 @@ def test_mkls_avx2_branch_holds_on_intel_only_and_its_compatible_branch_on_amd_t
     assert probes[0].stdout == probes[1].stdout == f"{probe()}\n"
 
 
+@pytest.mark.slow
 def test_a_run_killed_and_resumed_under_another_cpu_code_path_continues_bit_for_bit_or_refuses(tmp_path):
     arguments = [*SLOW_ENOUGH, "method=gp_ei", "method.n_initial=2", "budget.evaluations=6", "seed=5"]
     whole = run_bench(

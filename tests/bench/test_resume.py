@@ -66,7 +66,10 @@ def kill_after(arguments: list[str], directory: Path, trials: int) -> None:
         process.wait()
 
 
-@pytest.mark.parametrize("method", sorted(RUNS))
+@pytest.mark.parametrize(
+    "method",
+    [m if m in ("random", "gp_ei") else pytest.param(m, marks=pytest.mark.slow) for m in sorted(RUNS)],
+)
 def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, method):
     arguments = [*SLOW_ENOUGH, *RUNS[method], "seed=7"]
     whole = run_bench(*arguments, f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)

@@ -92,6 +92,7 @@ def test_a_sweep_through_slurm_lands_every_run_and_its_report_counts_them(tmp_pa
     assert done.stdout.count("sacct: ") == 1  # said once (this cluster keeps no accounting), not on every poll
 
 
+@pytest.mark.slow
 def test_a_run_requeued_mid_way_resumes_and_equals_an_uninterrupted_run(tmp_path):
     arguments = [*SLOW, "method=gp_ei", "method.n_initial=2", "budget.evaluations=24", "seed=3"]
     whole = run_bench(*arguments, "progress=false", f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)
@@ -116,6 +117,7 @@ def test_a_run_requeued_mid_way_resumes_and_equals_an_uninterrupted_run(tmp_path
     assert meta["final"]["objective"] == json.loads((tmp_path / "whole" / RUN_FILE).read_text())["final"]["objective"]
 
 
+@pytest.mark.slow
 def test_a_cancelled_task_leaves_its_trials_the_report_marks_it_and_a_resumed_sweep_completes_it(tmp_path):
     sweep_dir = tmp_path / "sweep"
     arguments = [*SLURM, *SLOW, "method=random", "seed=0,1", "budget.evaluations=20", f"hydra.sweep.dir={sweep_dir}"]

@@ -122,7 +122,15 @@ def checked(method_name: str, setting: str) -> bool:
     return setting in BLACK_BOX_SETTINGS
 
 
-PAIRS = [(method_name, setting) for setting in SETTINGS for method_name in METHODS if checked(method_name, setting)]
+PAIRS = [
+    pytest.param(method_name, setting, marks=[pytest.mark.slow] if setting == "text_rnn[fixed]" else [])
+    for setting in SETTINGS
+    for method_name in METHODS
+    if checked(method_name, setting)
+]
+"""Every (method, setting) pair. Those on text_rnn[fixed] (the hypergradient and multi-fidelity
+methods, each several GRU trainings) run with ``--full``; the default run checks those methods on
+the bikeshare and mnist_mlp settings, and every black-box method on text_rnn."""
 
 
 @pytest.mark.parametrize("method_name, setting", PAIRS)

@@ -41,6 +41,7 @@ def text_runs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_the_fair_baseline_table_pairs_tuned_rows_with_the_default_by_seed(text_runs):
     found = paper_table("fair_baseline_text", *load_runs(text_runs))
     accuracy = {}

@@ -41,6 +41,7 @@ def test_methods_benchmark_against_the_dimension_embeds_the_task_in_each(tmp_pat
     assert "d=8, n=3" in done.stdout and "embedded in d = 3,8 dimensions" in done.stdout
 
 
+@pytest.mark.slow
 def test_hypergrad_benchmark_reports_every_method_and_length_against_training(tmp_path):
     _, records = perf(tmp_path, "hypergrad", "--steps", "20", "--hidden", "2", "--repeats", "2", "--min-seconds", "0")
     members = ("training", "drmad K=T", "drmad K=T (func)", "drmad K=T/10", "truncated K=T/10", "truncated K=100")
@@ -78,6 +79,7 @@ TINY_RNN = (
 )
 
 
+@pytest.mark.slow
 def test_agreement_sets_t_on_a_task_that_counts_epochs(tmp_path):
     """text_rnn counts its training in epochs: --steps 1 still means T = 1, where DrMAD is exact."""
     _, records = perf(tmp_path, "agreement", "--tasks", "text_rnn", "--steps", "1", "--overrides", TINY_RNN)
@@ -85,6 +87,7 @@ def test_agreement_sets_t_on_a_task_that_counts_epochs(tmp_path):
     assert all(abs(r["cosine"] - 1) < 1e-12 for r in records if not r["method"].startswith("implicit"))
 
 
+@pytest.mark.slow
 def test_text_benchmark_times_cold_disk_and_warm_trials_and_drmad_against_training(tmp_path):
     done, records = perf(tmp_path, "text", "--linear-trials", "2", "--epochs", "1", "--overrides", TINY_RNN)
     linear = [r for r in records if r["benchmark"] == "text_linear"]
@@ -136,7 +139,10 @@ def test_importance_benchmark_times_fanova_on_the_tasks_space(tmp_path):
         (["importance", "--trials", "5"], "error: --trials '5': give whole numbers of at least 10, comma-separated"),
         (["importance", "--task", "nope"], "error: unknown task 'nope'; allowed: bikeshare, branin,"),
         (["numerics", "--rounds", "0"], "error: --rounds 0: give a whole number of at least 1"),
-        (["numerics", "--settings", "fast"], "error: --settings 'fast': choose among native, pinned, portable, mkl, intel"),
+        (
+            ["numerics", "--settings", "fast"],
+            "error: --settings 'fast': choose among native, pinned, portable, mkl, intel",
+        ),
     ],
 )
 def test_bad_benchmark_arguments_are_one_line_errors(arguments, message, capsys):
