@@ -163,13 +163,18 @@ def without_pins(environment: Mapping[str, str]) -> dict[str, str]:
 def exports() -> str:
     """A shell line for a job script (``sbatch --export=NONE``, or a job whose launcher imports
     NumPy before ``bench``): it sets the numerics this process's mode pins, as computed on the
-    machine that runs the job (``python -m bench.numerics --exports`` there)."""
-    return f'eval "$({sys.executable} -m bench.numerics --exports)"'
+    machine that runs the job (``python -m bench.numerics --exports`` there). The thread counts
+    the script set before it are kept."""
+    try:
+        chosen_mode = mode()
+    except BenchError:
+        return ""  # told in one line when the run is built (bench.build)
+    return f'eval "$({MODE_VARIABLE}={chosen_mode} {sys.executable} -m bench.numerics --exports)"'
 
 
 def export_line() -> str:
-    """``export NAME=value ...`` of this machine's pins under this process's mode (empty under
-    native numerics); reads no numerical library."""
+    """``export NAME=value ...`` of this machine's pins under this process's mode (only the mode
+    under native numerics); thread counts already set are kept. Reads no numerical library."""
     chosen_mode = mode()
     chosen = level(chosen_mode)
     values = {MODE_VARIABLE: chosen_mode, **(settings(chosen) if chosen else {})}

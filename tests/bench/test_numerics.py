@@ -25,10 +25,12 @@ from bench.numerics import (
     X86_64_V3,
     check_replayable,
     cpu_vendor,
+    exports,
     level,
     numerics,
     probe,
     replay_key,
+    settings,
     without_pins,
 )
 from bench.records import RUN_FILE, comparable
@@ -219,3 +221,16 @@ def test_an_unknown_numerics_mode_is_one_line(tmp_path):
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == "error: BENCH_NUMERICS='fast': must be one of pinned, portable, native"
     assert not (tmp_path / "results").exists()
+
+
+def test_a_job_scripts_export_line_sets_this_machines_pins_and_keeps_its_thread_counts(tmp_path):
+    """What a Slurm task's script runs before Python loads NumPy (``exports``): in an environment
+    that holds nothing of this process's, it sets the level's variables for the mode asked for."""
+    script = f"export OMP_NUM_THREADS=3 NPY_DISABLE_CPU_FEATURES=X86_V4; {exports()}; env"
+    clean = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=clean, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    exported = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    assert exported["BENCH_NUMERICS"] == "pinned" and exported["OMP_NUM_THREADS"] == "3"
+    assert {name: exported.get(name) for name in settings(level("pinned"))} == settings(level("pinned"))
+    assert "NPY_DISABLE_CPU_FEATURES" not in exported
