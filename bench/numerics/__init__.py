@@ -218,12 +218,12 @@ def probe(version: int = PROBE_VERSION) -> str:
 def _probe(threads: int, version: int) -> str:
     """Version 1: float32 and float64 GEMM and a Cholesky factor (MKL), tanh, sigmoid, exp,
     log-softmax and a row sum (torch's kernels), GEMM and Cholesky through NumPy and SciPy
-    (OpenBLAS). Version 2 adds: NumPy's float64 and float32 exp, log, tanh, sin, power, arctan,
-    log1p and expm1 (its SIMD loops, or libm), Python's math (libm), torch's float64 log, erfc,
-    log_ndtr and erfcx and float32 log (MKL's VML), its normal sampler, the bikeshare MLP's GEMMs
-    alone and batched, batched float64 products, Cholesky factors and triangular solves (a GP's
-    multi-start acquisition), a symmetric eigendecomposition (LAPACK), an LSTM (oneDNN) and SciPy's
-    L-BFGS-B (OpenBLAS's level-1 BLAS)."""
+    (OpenBLAS). Version 2 adds: NumPy's float64 and float32 exp, log, log10, 10**x (a log-scaled
+    entry's encoding and decoding), tanh, sin, power, arctan, log1p and expm1 (its SIMD loops, or
+    libm), Python's math (libm), torch's float64 log, erfc, log_ndtr and erfcx and float32 log
+    (MKL's VML), its normal sampler, the bikeshare MLP's GEMMs alone and batched, batched float64
+    products, Cholesky factors and triangular solves (a GP's multi-start acquisition), a symmetric
+    eigendecomposition (LAPACK), an LSTM (oneDNN) and SciPy's L-BFGS-B (OpenBLAS's level-1 BLAS)."""
     import numpy as np
     import scipy.linalg
     import torch
@@ -272,6 +272,8 @@ def _probe_v2(generator) -> list:
         for f, v in (
             (np.exp, real),
             (np.log, positive),
+            (np.log10, positive),  # a log-scaled entry's encoding (skopt's LogN) ...
+            (lambda p: 10.0**p, real / 4),  # ... and its decoding: where AVX-512 moved a configuration
             (np.tanh, real),
             (np.sin, real),
             (lambda p: np.power(p, 0.37), positive),
