@@ -53,6 +53,7 @@ def _recorded(root):
     return out
 
 
+@pytest.mark.slow
 def test_each_d_is_a_setting_compared_within_itself(sweep):
     runs, _ = load_runs(sweep)
     recorded = _recorded(sweep)
@@ -67,6 +68,7 @@ def test_each_d_is_a_setting_compared_within_itself(sweep):
     assert kinds.to_dict() == {"default": "untuned", "drmad": "hypergradient", "random": "black-box"}
 
 
+@pytest.mark.slow
 def test_the_crossing_table_holds_the_medians_and_paired_tests_of_the_run_files(sweep):
     runs, _ = load_runs(sweep)
     table = analysis.crossing(runs)
@@ -89,6 +91,7 @@ def test_the_crossing_table_holds_the_medians_and_paired_tests_of_the_run_files(
         assert sorted(others["p_holm"]) == pytest.approx(sorted(holm))
 
 
+@pytest.mark.slow
 def test_the_report_shows_the_crossing_and_drmads_per_unit_result(sweep):
     done = run_module("bench.report", str(sweep), "--paper", "many_hyperparameters", cwd=sweep, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -143,6 +146,7 @@ def test_the_crossing_in_words_names_the_d_from_which_hypergradients_overtake(la
     assert "smallest two-sided signed-rank p-value" not in text  # 10 seeds can separate
 
 
+@pytest.mark.slow
 def test_a_task_run_at_one_d_has_no_crossing(sweep):
     runs, _ = load_runs(sweep)
     one = runs[runs["dimensions"] == 2]

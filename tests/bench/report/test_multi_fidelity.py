@@ -54,6 +54,7 @@ def _files(root):
     return out
 
 
+@pytest.mark.slow
 def test_learning_curves_follow_each_training_through_its_rungs(sweep):
     runs, trials = load_runs(sweep)
     curves = analysis.learning_curves(runs, trials)
@@ -90,6 +91,7 @@ def _root(rows, row):
     return row["trial"]
 
 
+@pytest.mark.slow
 def test_best_so_far_and_time_to_target_count_only_the_highest_fidelity(sweep):
     runs, trials = load_runs(sweep)
     files = _files(sweep)
@@ -124,6 +126,7 @@ def test_best_so_far_and_time_to_target_count_only_the_highest_fidelity(sweep):
         assert found.loc[method, "steps"] == float(np.median(steps)) / FULL
 
 
+@pytest.mark.slow
 def test_the_report_draws_the_learning_curves_and_the_paper_table(sweep):
     done = run_module("bench.report", str(sweep), "--paper", "multi_fidelity", cwd=sweep)
     assert done.returncode == 0, done.stderr
@@ -135,6 +138,7 @@ def test_the_report_draws_the_learning_curves_and_the_paper_table(sweep):
     assert "Training every configuration one epoch and continuing the top k" in done.stdout
 
 
+@pytest.mark.slow
 def test_a_multi_fidelity_run_stopped_before_a_rung_past_its_budget_is_not_short(sweep):
     files = _files(sweep)
     budget = 10 * FULL
@@ -145,6 +149,7 @@ def test_a_multi_fidelity_run_stopped_before_a_rung_past_its_budget_is_not_short
     assert not table.loc[["asha", "top_k_early"], "short_of_budget"].any()
 
 
+@pytest.mark.slow
 def test_the_paper_table_refuses_what_it_cannot_measure(sweep):
     runs, trials = load_runs(sweep)
     unretrained = runs.assign(final_objective=np.where(runs["method"] == "gp_ei", np.nan, runs["final_objective"]))

@@ -28,6 +28,7 @@ def results(tmp_path_factory):
     return root, done.stdout
 
 
+@pytest.mark.slow
 def test_every_section_table_and_figure_is_written(results):
     root, stdout = results
     out = root / "report"
@@ -52,6 +53,7 @@ def test_every_section_table_and_figure_is_written(results):
     assert not list(root.glob(".report.*"))  # no staging folder left behind
 
 
+@pytest.mark.slow
 def test_the_page_is_self_contained(results):
     root, _ = results
     page = (root / "report" / "index.html").read_text()
@@ -60,6 +62,7 @@ def test_the_page_is_self_contained(results):
     assert images == len(list((root / "report").glob("*.png")))
 
 
+@pytest.mark.slow
 def test_the_page_opens_with_the_verdict_per_task_then_the_headline_figure(results):
     root, _ = results
     page = (root / "report" / "index.html").read_text()
@@ -85,6 +88,7 @@ def _run_files(root):
             yield json.loads(path.read_text()), pd.read_parquet(path.parent / "trials.parquet")
 
 
+@pytest.mark.slow
 def test_anytime_at_the_full_budget_is_each_runs_best_straight_from_its_files(results):
     root, _ = results
     table = pd.read_csv(root / "report" / "anytime_steps.csv")
@@ -98,6 +102,7 @@ def test_anytime_at_the_full_budget_is_each_runs_best_straight_from_its_files(re
         assert row.loc[row["fraction"] == 1.0, "median"].item() == pytest.approx(float(np.median(values)), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_expected_best_of_one_trial_is_the_mean_of_random_search_trials(results):
     root, _ = results
     table = pd.read_csv(root / "report" / "expected_best.csv")
@@ -112,6 +117,7 @@ def test_expected_best_of_one_trial_is_the_mean_of_random_search_trials(results)
         assert rows["expected_best"].is_monotonic_decreasing and rows["N"].iloc[0] == len(values)
 
 
+@pytest.mark.slow
 def test_ranks_and_p_of_the_best_are_in_range(results):
     root, _ = results
     ranks = pd.read_csv(root / "report" / "ranks_steps.csv")
@@ -122,6 +128,7 @@ def test_ranks_and_p_of_the_best_are_in_range(results):
     assert others["p_best_better"].between(0, 1).all() and (others["p_low"] <= others["p_best_better"]).all()
 
 
+@pytest.mark.slow
 def test_a_failing_report_leaves_the_previous_one_in_place(results):
     root, _ = results
     before = (root / "report" / "index.html").read_text()
