@@ -96,6 +96,7 @@ def test_a_gp_run_gives_one_trial_table_on_two_processors_code_paths(tmp_path, m
         pytest.skip(
             f"this processor's own code paths give {method} the older ones' numbers: the pinned half shows nothing"
         )
+    native_probes = f"{here_numerics['probe']} here, {there_numerics['probe']} there"
     pinned_here, here_numerics = gp_run(tmp_path, method, "pinned_here", "pinned", {})
     pinned_there, there_numerics = gp_run(tmp_path, method, "pinned_there", "pinned", other)
     pd.testing.assert_frame_equal(pinned_here, pinned_there)
@@ -103,6 +104,27 @@ def test_a_gp_run_gives_one_trial_table_on_two_processors_code_paths(tmp_path, m
     assert here_numerics["level"] == there_numerics["level"] == level("pinned")
     assert here_numerics["settings"]["NPY_ENABLE_CPU_FEATURES"] == there_numerics["settings"]["NPY_ENABLE_CPU_FEATURES"]
     assert there_numerics["settings"]["MKL_ENABLE_INSTRUCTIONS"] == "SSE4_2"  # asked for, and recorded
+    print(f"{method}, asking for {', '.join(f'{k}={v}' for k, v in other.items())}")
+    print(f"  native: probe {native_probes}, {first_difference(here, there)}")
+    print(
+        f"  pinned ({here_numerics['level']}): probe {here_numerics['probe']} in both, {len(pinned_here)} trials equal"
+    )
+
+
+def first_difference(one: pd.DataFrame, other: pd.DataFrame) -> str:
+    """Where two trial tables part, in words."""
+    if len(one) != len(other):
+        return f"{len(one)} against {len(other)} trials"
+    rows = [
+        i
+        for i in range(len(one))
+        if not one.iloc[[i]].reset_index(drop=True).equals(other.iloc[[i]].reset_index(drop=True))
+    ]
+    return (
+        f"trial tables differ in {len(rows)} of {len(one)} trials, the first at trial {rows[0]}"
+        if rows
+        else "trial tables equal"
+    )
 
 
 MKL_DIGEST = """
