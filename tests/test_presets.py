@@ -26,7 +26,9 @@ def jobs(preset):
     return command_jobs((f"suite={preset}", *OVERRIDES.get(preset, [])))
 
 
-@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize(
+    "preset", [pytest.param(p, marks=pytest.mark.slow) if p == "many_hyperparameters_full" else p for p in PRESETS]
+)
 def test_every_job_of_a_preset_builds(preset):
     configs, experiments = jobs(preset)
     assert len(configs) >= 2

@@ -68,7 +68,7 @@ def kill_after(arguments: list[str], directory: Path, trials: int) -> None:
 
 @pytest.mark.parametrize(
     "method",
-    [m if m in ("random", "gp_ei") else pytest.param(m, marks=pytest.mark.slow) for m in sorted(RUNS)],
+    [m if m == "gp_ei" else pytest.param(m, marks=pytest.mark.slow) for m in sorted(RUNS)],
 )
 def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, method):
     arguments = [*SLOW_ENOUGH, *RUNS[method], "seed=7"]
@@ -121,6 +121,7 @@ def test_a_sweep_resumed_keeps_completed_runs_and_refuses_a_new_run_in_a_used_fo
     assert "2 runs under" in resumed.stdout
 
 
+@pytest.mark.slow
 def test_the_same_command_twice_gives_identical_trial_tables(tmp_path):
     """Black-box and hypergradient methods on bikeshare: two runs of one command, trial for trial."""
     sweeps = {}

@@ -78,6 +78,7 @@ def task_id(sweep_dir: Path, number: int) -> str:
     raise AssertionError(f"no submitit log of job {number} under {sweep_dir}")
 
 
+@pytest.mark.slow
 def test_a_sweep_through_slurm_lands_every_run_and_its_report_counts_them(tmp_path):
     sweep = tmp_path / "sweep"
     done = run_bench(

@@ -154,6 +154,7 @@ def test_lstm_odyssey_fails_when_momentum_matters_instead(tmp_path):
 
 
 # ------------------------------------------------------------------------------ bo_vs_hypergrad
+@pytest.mark.slow
 def test_bo_vs_hypergrad_compares_drmad_with_exact_at_equal_steps(tmp_path):
     from tests.helpers import TINY_FIXED
 

@@ -82,6 +82,7 @@ def test_steps_are_shown_with_their_budget_share_and_a_short_run_is_marked(sweep
     assert f"{np.median(steps['random']):,.0f} ({np.median(steps['random']) / 1000:.0%})!" in row
 
 
+@pytest.mark.slow
 def test_a_two_option_sweep_and_two_budgets_are_four_rows(tmp_path):
     """Runs that differ in one option or in their budget are never pooled; their labels say how."""
     for arguments in (
