@@ -26,7 +26,7 @@ import torch
 
 from bench.protocols import TrainingProblem
 from bench.training import loss_gradient, penalty, validation_loss_gradient
-from methods.drmad import Hypergradient, HypergradientDescent, Hyperparameters, gradient_and_hvp
+from methods.hypergradient import Hypergradient, HypergradientDescent, Hyperparameters, gradient_and_hvp
 
 
 def forward_hypergradient(

@@ -43,7 +43,7 @@ from bench.errors import BenchError
 from bench.protocols import TrainingProblem
 from bench.space import SearchSpace
 from bench.training import penalty, validation_loss_gradient
-from methods.drmad import Hypergradient, HypergradientDescent, Hyperparameters, gradient_and_hvp, train
+from methods.hypergradient import Hypergradient, HypergradientDescent, Hyperparameters, gradient_and_hvp, train
 
 INVERSES = ("neumann", "cg")
 POWER_ITERATIONS = 10

@@ -40,7 +40,7 @@ from bench.errors import BenchError
 from bench.protocols import DifferentiableTask, Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
 from bench.training import loss_gradient, penalty, validation_loss_gradient
-from methods.drmad import Hypergradient, HypergradientDescent, Hyperparameters
+from methods.hypergradient import Hypergradient, HypergradientDescent, Hyperparameters
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,7 @@ HYPERGRADIENT_METHODS = (
     "online_hypergrad",
     "forward_hypergrad",
 )
-"""The methods that tune through the training loop (methods/drmad.py, implicit.py, online.py,
+"""The methods that tune through the training loop (methods/hypergradient.py, drmad.py, implicit.py, online.py,
 forward.py): not black-box."""
 
 

@@ -24,7 +24,7 @@ computation itself added (on a CPU it moves in pages and allocator arenas, so va
 MB are noise). The reverse-step column checks the unit of
 the step budget: the seconds a hypergradient adds to plain training per reverse step (a gradient and
 a Hessian-vector product, K of them) over the seconds of one training step. The budget counts a
-reverse step as ``HVP_STEPS`` = 2 training steps (methods/drmad.py). The JSON holds one record per
+reverse step as ``HVP_STEPS`` = 2 training steps (methods/hypergradient.py). The JSON holds one record per
 (method, T) with ``method``, ``T``, ``K``, ``seconds``, ``peak_bytes``, ``peak_above_start_bytes``,
 ``training_seconds`` (its paired training runs), ``seconds_over_training`` and
 ``reverse_step_over_training_step``.

@@ -21,7 +21,7 @@ from bench.report.load import read_trials
 from bench.runner import RunSettings, run
 from bench.space import SearchSpace
 from bench.training import check_granularity, momentum_sgd, penalty, weight_groups
-from methods.drmad import HypergradientDescent
+from methods.hypergradient import HypergradientDescent
 from tests.helpers import TINY_FIXED, bench_config, run_bench, run_module
 
 TINY_MNIST = [

@@ -28,7 +28,7 @@ RUNS = {
     "random": ["method=random", "budget.evaluations=12"],
     "gp_ei": ["method=gp_ei", "method.n_initial=2", "budget.evaluations=8"],  # killed after the GP's first proposal
     "drmad": ["method=drmad", "+task.space.hidden_nodes.fixed=4", "budget.evaluations=6"],
-    # every other member of the hypergradient family (methods/drmad.py, implicit.py, online.py)
+    # every other member of the hypergradient family (methods/hypergradient.py, drmad.py, implicit.py, online.py)
     "exact_hypergrad": ["method=exact_hypergrad", "+task.space.hidden_nodes.fixed=4", "budget.evaluations=6"],
     "truncated_hypergrad": ["method=truncated_hypergrad", "+task.space.hidden_nodes.fixed=4", "budget.evaluations=6"],
     "forward_hypergrad": ["method=forward_hypergrad", "+task.space.hidden_nodes.fixed=4", "budget.evaluations=6"],

@@ -12,7 +12,8 @@ from bench.build import build
 from bench.errors import BenchError
 from bench.protocols import Evaluation, TrainingProblem
 from bench.runner import RunSettings, run
-from methods.drmad import Hyperparameters, drmad_hypergradient, exact_hypergradient, train
+from methods.drmad import drmad_hypergradient
+from methods.hypergradient import Hyperparameters, exact_hypergradient, train
 from tests.helpers import TINY, TINY_FIXED, bench_config
 
 F64 = torch.float64

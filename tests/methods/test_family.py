@@ -15,8 +15,8 @@ from bench.errors import BenchError
 from bench.protocols import Evaluation, TrainingProblem
 from bench.runner import RunSettings, run
 from bench.training import loss_gradient, penalty, sgd_steps, validation_loss_gradient
-from methods.drmad import Hyperparameters, MetaOptimiser, exact_hypergradient, train, truncated_hypergradient
 from methods.forward import forward_hypergradient
+from methods.hypergradient import Hyperparameters, MetaOptimiser, exact_hypergradient, train, truncated_hypergradient
 from methods.implicit import conjugate_gradient, hessian_operator, implicit_hypergradient, largest_eigenvalue, neumann
 from methods.online import one_step_hypergradient, update
 from tests.helpers import TINY_FIXED, bench_config

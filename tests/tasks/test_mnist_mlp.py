@@ -12,7 +12,7 @@ import torch
 from bench.build import build
 from bench.errors import BenchError
 from bench.runner import trial_seed
-from methods.drmad import Hyperparameters, exact_hypergradient, train
+from methods.hypergradient import Hyperparameters, exact_hypergradient, train
 from methods.random_search import RandomSearch
 from tasks import mnist_data
 from tasks.mnist_data import FILES, load_images, read_idx

@@ -9,7 +9,7 @@ import torch
 
 from bench.build import build
 from bench.errors import BenchError
-from methods.drmad import Hyperparameters, train
+from methods.hypergradient import Hyperparameters, train
 from tasks.text_rnn import PAD, UNKNOWN, build_vocabulary, encode, layout, logits, tokenize, unflatten
 from tests.helpers import bench_config
 
@@ -140,7 +140,7 @@ def test_batches_and_input_noise_are_rebuilt_in_any_order(task):
 
 
 def test_the_black_box_training_is_the_training_handed_to_hypergradient_methods(task):
-    """task.evaluate and a hypergradient method's forward pass (methods.drmad.train, from the
+    """task.evaluate and a hypergradient method's forward pass (methods.hypergradient.train, from the
     method's own coordinates log learning rate, logit momentum, log L2) train the same weights."""
     config = {**task.space.default, "learning_rate": 0.7, "momentum": 0.8, "l2": 1e-3, "input_noise": 0.2}
     evaluation = task.evaluate(config, seed=5)
