@@ -165,6 +165,18 @@ class TrainingProblem:
     """One name per L2 group (``all``; a layer; a layer's input unit)."""
     score: Any
     """``w (P,) -> Evaluation``: the task's objective, test metrics and metrics of trained weights."""
+    loss_names: tuple[str, ...] = ()
+    """One name per group of training examples whose loss has its own weight (the space's
+    ``loss_weight`` entries); empty for a task without loss hyperparameters."""
+    loss_weights: Any = None
+    """``(D,)`` tensor: the weight of each group's loss, one per ``loss_names``; ``train_loss`` is the
+    weighted mean ``mean(loss_weights[example_groups(batch)] * example_losses(w, batch))``
+    (``bench.training.with_loss_weights`` sets the three together)."""
+    example_losses: Any = None
+    """``(w (P,), batch) -> (B,)``: each example's unweighted training loss, differentiable in ``w``
+    by ``torch.func`` (a task with loss hyperparameters only)."""
+    example_groups: Any = None
+    """``batch -> (B,)`` integer tensor: the loss-weight group of each example of a batch."""
 
 
 HYPERGRADIENT_KIND, BLACK_BOX_KIND, MULTI_FIDELITY_KIND = "hypergradient", "black-box", "multi-fidelity"
@@ -177,6 +189,9 @@ HYPERGRADIENT_HYPERPARAMETERS = ("learning_rate", "momentum", "l2")
 """What a differentiable task's space declares for hypergradient methods: the continuous
 hyperparameters of its momentum-SGD training. A hypergradient method tunes those the space leaves
 free; every other hyperparameter must be fixed (``task.space.<name>.fixed``)."""
+LOSS_HYPERPARAMETERS = ("loss_weight",)
+"""What a differentiable task's space may declare besides: hyperparameters inside the training loss
+(``TrainingProblem.loss_names``), one entry per group of training examples, a linear scale."""
 
 
 @runtime_checkable

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.func import jvp
 
 from bench.errors import BenchError
 from bench.protocols import Evaluation, PausedTraining, TrainingProblem
@@ -82,6 +83,46 @@ def penalty(problem: TrainingProblem, l2: torch.Tensor) -> torch.Tensor:
     groups = problem.l2_groups
     coefficients = l2[groups.clamp(min=0)]
     return torch.where(groups >= 0, coefficients, torch.zeros_like(coefficients))
+
+
+def with_loss_weights(problem: TrainingProblem, weights: torch.Tensor) -> TrainingProblem:
+    """``problem`` training on the weighted mean of its examples' losses with ``weights`` (``(D,)``,
+    one per loss group): ``train_loss(w, batch) = mean(weights[example_groups(batch)] *
+    example_losses(w, batch))``. A problem without loss groups is returned as it is."""
+    if not problem.loss_names:
+        return problem
+    if weights.shape != (len(problem.loss_names),):
+        raise ValueError(f"{tuple(weights.shape)} loss weights for {len(problem.loss_names)} groups")
+    losses, groups = problem.example_losses, problem.example_groups
+
+    def train_loss(w: torch.Tensor, batch: Any) -> torch.Tensor:
+        return (weights[groups(batch)] * losses(w, batch)).mean()
+
+    return replace(problem, loss_weights=weights, train_loss=train_loss)
+
+
+def loss_weight_products(
+    problem: TrainingProblem, w: torch.Tensor, batch: Any, direction: torch.Tensor
+) -> torch.Tensor:
+    """``(D,)``: d/d weights of ``grad_w train_loss(w, batch) . direction``, the training gradient's
+    mixed derivative in the loss weights along ``direction``: for group k, the batch mean of
+    ``[group(i) = k] grad_w loss_i(w) . direction``, each example's directional derivative from one
+    forward-mode pass through ``example_losses``."""
+    _, tangent = jvp(lambda x: problem.example_losses(x, batch), (w,), (direction,))
+    groups = problem.example_groups(batch)
+    total = tangent.new_zeros(len(problem.loss_names)).index_add_(0, groups, tangent)
+    return total / len(groups)
+
+
+def loss_weight_gradient(problem: TrainingProblem, w: torch.Tensor, batch: Any, group: int) -> torch.Tensor:
+    """``(P,)``: d/d weights[group] of ``grad_w train_loss(w, batch)``, the gradient of the batch
+    mean of the group's examples' losses (0 where none of them is in the batch)."""
+    groups = problem.example_groups(batch)
+    with torch.enable_grad():
+        leaf = w.detach().requires_grad_(True)
+        losses = problem.example_losses(leaf, batch)
+        (g,) = torch.autograd.grad(losses, leaf, (groups == group).to(losses.dtype) / len(groups))
+    return g
 
 
 def loss_gradient(problem: TrainingProblem, w: torch.Tensor, batch: Any) -> torch.Tensor:

@@ -15,14 +15,13 @@ The recursion, its costs and the meta-loop are the family's (``methods/hypergrad
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
 from bench.errors import BenchError
 from bench.protocols import TrainingProblem
-from methods.hypergradient import Hypergradient, HypergradientDescent, Hyperparameters, reverse, train
+from methods.hypergradient import Hypergradient, HypergradientDescent, Hyperparameters, reverse, reversed_over, train
 
 
 def drmad_hypergradient(
@@ -45,7 +44,7 @@ def drmad_hypergradient(
             yield j * steps // k, w, (velocity if j else torch.zeros_like(w0)), velocity
 
     loss, gradient = reverse(problem, hyper, w_final, line(), hvp)
-    return Hypergradient(loss, gradient, w_final, steps, k if math.isfinite(loss) else 0)
+    return reversed_over(problem, loss, gradient, w_final, steps, k)
 
 
 class DrMAD(HypergradientDescent):

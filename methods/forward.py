@@ -2,11 +2,12 @@
 the derivative of the weights with respect to each hyperparameter, carried forward with the
 training.
 
-For each tuned entry k of theta = (log alpha, logit gamma, log l2_1 .. l2_G), the tangents
-Z_t = dw_t/dtheta_k and U_t = dv_t/dtheta_k start at 0 (w_0 does not depend on theta) and follow the
-momentum-SGD step of ``bench.training`` differentiated (lam: the per-weight L2 coefficients)::
+For each tuned entry k of theta = (log alpha, logit gamma, log l2_1 .. l2_G, loss weights
+lambda_1 .. lambda_D), the tangents Z_t = dw_t/dtheta_k and U_t = dv_t/dtheta_k start at 0 (w_0
+does not depend on theta) and follow the momentum-SGD step of ``bench.training`` differentiated
+(lam: the per-weight L2 coefficients)::
 
-    dg      = H_t Z_t + lam * Z_t + [k = log l2_g] l2_g w_t 1_g
+    dg      = H_t Z_t + lam * Z_t + [k = log l2_g] l2_g w_t 1_g + [k = lambda_j] grad_w L_j(w_t)
     U_{t+1} = gamma U_t - (1 - gamma) dg + [k = logit gamma] gamma (1 - gamma) (v_t + g_t)
     Z_{t+1} = Z_t + alpha U_{t+1} + [k = log alpha] alpha v_{t+1}
 
@@ -15,7 +16,9 @@ reverse mode's, up to rounding), with memory O(n x P) for n tuned entries, whate
 Hessian-vector products per training step (the first also gives the step's training gradient; a
 product counts 2 training steps, so a hyper-iteration costs 2nT): cheap for a few
 hyperparameters, expensive for many (reverse mode is the other way round). Hyperparameters the
-space fixes get no tangent.
+space fixes get no tangent. L_j is the batch mean of group j's examples' losses (the others count
+0), one more gradient per loss weight per step (``bench.training.loss_weight_gradient``, counted as
+a training step).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import math
 import torch
 
 from bench.protocols import TrainingProblem
-from bench.training import loss_gradient, penalty, validation_loss_gradient
+from bench.training import loss_gradient, loss_weight_gradient, penalty, validation_loss_gradient
 from methods.hypergradient import Hypergradient, HypergradientDescent, Hyperparameters, gradient_and_hvp
 
 
@@ -34,11 +37,14 @@ def forward_hypergradient(
 ) -> Hypergradient:
     """Train T steps carrying dw/dtheta_k for each entry k where ``tuned`` is nonzero (default: all);
     the others' entries are 0."""
+    problem = hyper.weighting(problem)
     alpha, gamma, l2 = hyper.values()
     lam = penalty(problem, l2)
     groups = problem.l2_groups
-    n = 2 + len(l2)
+    n_l2 = len(l2)
+    n = 2 + n_l2 + len(problem.loss_names)
     entries = range(n) if tuned is None else [k for k in range(n) if float(tuned[k]) != 0]
+    loss_entries = sum(k >= 2 + n_l2 for k in entries)  # each a gradient of its group's losses per step
 
     def forward_steps(steps: int) -> int:
         """Training gradients beyond the products: none where the first product's gradient trains
@@ -57,8 +63,10 @@ def forward_hypergradient(
             if g is None and exact_gradient:
                 g = g_data + lam * w
             dg = h + lam * z[k]
-            if k >= 2:  # d/dlog l2_g of lam * w: l2_g w on the weights of group g
+            if 2 <= k < 2 + n_l2:  # d/dlog l2_g of lam * w: l2_g w on the weights of group g
                 dg = dg + (groups == k - 2) * (l2[k - 2] * w)
+            elif k >= 2 + n_l2:  # d/d weight_j of the training gradient: the gradient of group j's losses
+                dg = dg + loss_weight_gradient(problem, w, batch, k - 2 - n_l2)
             u[k] = gamma * u[k] - (1 - gamma) * dg
             if k == 1:
                 u[k] = u[k] + gamma * (1 - gamma) * (v + g)
@@ -72,12 +80,14 @@ def forward_hypergradient(
                 z[k] = z[k] + alpha * v
         if not bool(torch.isfinite(w).all()):
             nan = torch.full((n,), math.nan, dtype=w.dtype, device=w.device)
-            return Hypergradient(math.nan, nan, w, forward_steps(t + 1), (t + 1) * len(entries))
+            return Hypergradient(math.nan, nan, w, forward_steps(t + 1), (t + 1) * len(entries), (t + 1) * loss_entries)
     loss, dw = validation_loss_gradient(problem, w)
     gradient = torch.zeros(n, dtype=w.dtype, device=w.device)
     for k in entries:
         gradient[k] = dw @ z[k]
-    return Hypergradient(loss, gradient, w, forward_steps(problem.steps), problem.steps * len(entries))
+    return Hypergradient(
+        loss, gradient, w, forward_steps(problem.steps), problem.steps * len(entries), problem.steps * loss_entries
+    )
 
 
 class ForwardHypergradient(HypergradientDescent):

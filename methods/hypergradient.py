@@ -26,6 +26,14 @@ exp(log_l2). The hypergradient of the validation loss f(w_T) runs the MAD recurs
   pass), with the same numbers bit for bit.
 - ``truncated_hypergradient`` (Shaban et al. 2019) runs the same recursion over the last K steps
   only, keeping w_{T-K} .. w_T (memory O(K x P)); with K = T it is the exact pass, bit for bit.
+
+Loss hyperparameters (``TrainingProblem.loss_names``: one weight lambda_k per group of training
+examples, L_train = mean_i lambda_{group(i)} loss_i) enter the recursion like the L2 penalties, by
+the mixed term: (d2 L_train / dlambda_k dw) dv is the batch mean of [group(i) = k] grad loss_i . dv,
+each example's directional derivative, from one forward-mode pass through the examples' losses
+(``bench.training.loss_weight_products``, counted as ``LOSS_PRODUCT_STEPS`` training steps). Their
+coordinates are the weights themselves (a linear scale, projected into the space's bounds).
+
 Hessian-vector products act on the unpenalised loss; the penalty's second derivatives are written
 out (it is quadratic in w). Three implementations, each checked against finite differences of the
 trained validation loss: ``hvp="autograd"`` (default), reverse-over-reverse with
@@ -60,14 +68,22 @@ import torch
 from torch.func import grad, jvp
 
 from bench.errors import BenchError
-from bench.protocols import HYPERGRADIENT_HYPERPARAMETERS, DifferentiableTask, Evaluation, TrainingProblem
+from bench.protocols import (
+    HYPERGRADIENT_HYPERPARAMETERS,
+    LOSS_HYPERPARAMETERS,
+    DifferentiableTask,
+    Evaluation,
+    TrainingProblem,
+)
 from bench.space import Config, SearchSpace
 from bench.training import (
     loss_gradient,
+    loss_weight_products,
     momentum_sgd,
     penalty,
     sgd_steps,
     validation_loss_gradient,
+    with_loss_weights,
 )
 
 CONTINUOUS = HYPERGRADIENT_HYPERPARAMETERS
@@ -80,6 +96,9 @@ HVP_STEPS = 2
 """Training steps a reverse step (a gradient and a Hessian-vector product at one point) counts as:
 what it costs on the bo_vs_hypergrad MLP, checked by ``python -m bench.perf hypergrad --steps 2000
 --hidden 16`` (its "reverse step / training step" column; results/reference/perf_hypergrad_t2000_h16_cpu.md)."""
+LOSS_PRODUCT_STEPS = 1
+"""Training steps the loss weights' mixed term costs per reverse step: one forward pass with
+tangents through the examples' losses, counted as a training step (a forward and a backward pass)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +108,9 @@ class Hyperparameters:
     log_learning_rate: torch.Tensor  # ()
     logit_momentum: torch.Tensor  # ()
     log_l2: torch.Tensor  # (G,), one per L2 group
+    loss_weights: torch.Tensor | None = None
+    """``(D,)``: the training loss's weight of each group of examples, as values; ``None`` where the
+    task has no loss hyperparameters."""
 
     def values(self) -> tuple[float, float, torch.Tensor]:
         """(alpha, gamma, l2 per group)."""
@@ -99,12 +121,24 @@ class Hyperparameters:
         )
 
     def as_tensor(self) -> torch.Tensor:
-        """``(2 + G,)``: log learning rate, logit momentum, log L2 penalties."""
-        return torch.cat([self.log_learning_rate.reshape(1), self.logit_momentum.reshape(1), self.log_l2])
+        """``(2 + G + D,)``: log learning rate, logit momentum, log L2 penalties, loss weights."""
+        parts = [self.log_learning_rate.reshape(1), self.logit_momentum.reshape(1), self.log_l2]
+        return torch.cat(parts if self.loss_weights is None else [*parts, self.loss_weights])
 
     @classmethod
-    def from_tensor(cls, theta: torch.Tensor) -> Hyperparameters:
-        return cls(theta[0], theta[1], theta[2:])
+    def from_tensor(cls, theta: torch.Tensor, loss_groups: int = 0) -> Hyperparameters:
+        """The inverse of ``as_tensor``, with ``loss_groups`` = D loss weights at its end."""
+        if not loss_groups:
+            return cls(theta[0], theta[1], theta[2:])
+        return cls(theta[0], theta[1], theta[2:-loss_groups], theta[-loss_groups:])
+
+    def weighting(self, problem: TrainingProblem) -> TrainingProblem:
+        """``problem`` training with these loss weights (itself where it has none)."""
+        if self.loss_weights is None:
+            if problem.loss_names:
+                raise ValueError(f"no loss weights for the problem's {len(problem.loss_names)} loss groups")
+            return problem
+        return with_loss_weights(problem, self.loss_weights.to(problem.w0))
 
 
 @dataclass
@@ -112,17 +146,19 @@ class Hypergradient:
     """The validation loss at w_T and its gradient in ``Hyperparameters`` coordinates."""
 
     validation_loss: float
-    gradient: torch.Tensor  # (2 + G,), as Hyperparameters.as_tensor()
+    gradient: torch.Tensor  # (2 + G + D,), as Hyperparameters.as_tensor()
     w_final: torch.Tensor  # (P,)
     forward_steps: int
     reverse_hvps: int
+    loss_products: int = 0
+    """Mixed-term products of the loss weights (``LOSS_PRODUCT_STEPS`` training steps each)."""
     theta_next: torch.Tensor | None = None
     """Where the method's own rule moves the hyperparameters next (online hypergradients adapt them
     during training); ``None``: the meta-optimiser steps on ``gradient``."""
 
     @property
     def cost_steps(self) -> int:
-        return self.forward_steps + HVP_STEPS * self.reverse_hvps
+        return self.forward_steps + HVP_STEPS * self.reverse_hvps + LOSS_PRODUCT_STEPS * self.loss_products
 
 
 # ---------------------------------------------------------------------------------- forward
@@ -131,7 +167,7 @@ def train(
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """Momentum SGD (``bench.training``) with ``hyper``; w_T and, if asked, every w_t and v_t."""
     alpha, gamma, l2 = hyper.values()
-    return momentum_sgd(problem, alpha, gamma, l2, keep_trajectory)
+    return momentum_sgd(hyper.weighting(problem), alpha, gamma, l2, keep_trajectory)
 
 
 def gradient_and_hvp(
@@ -166,11 +202,13 @@ def reverse(
 ) -> tuple[float, torch.Tensor]:
     """The MAD recursion over ``points`` = [(t, w_t, v_t, v_{t+1}), ...] in reverse order.
 
-    Returns the validation loss at ``w_final`` and d loss / d (log alpha, logit gamma, log l2);
-    NaN for both when the forward pass diverged (no reverse pass is run then).
+    Returns the validation loss at ``w_final`` and d loss / d (log alpha, logit gamma, log l2, loss
+    weights); NaN for both when the forward pass diverged (no reverse pass is run then).
     """
     if not bool(torch.isfinite(w_final).all()):
-        return math.nan, torch.full((2 + len(hyper.log_l2),), math.nan, dtype=w_final.dtype, device=w_final.device)
+        size = len(hyper.as_tensor())
+        return math.nan, torch.full((size,), math.nan, dtype=w_final.dtype, device=w_final.device)
+    problem = hyper.weighting(problem)
     alpha, gamma, l2 = hyper.values()
     lam = penalty(problem, l2)
     groups = problem.l2_groups
@@ -181,13 +219,17 @@ def reverse(
     d_alpha = dw.new_zeros(())
     d_gamma = dw.new_zeros(())
     d_lam = torch.zeros_like(dw)  # d loss / d lam_i per weight, summed into groups at the end
+    d_loss = dw.new_zeros(len(problem.loss_names))  # d loss / d loss weight per group
     decay = 1 - gamma
     for t, w_t, v_t, v_next in points:  # in-place updates: the reverse pass allocates nothing per step
         d_alpha += dw @ v_next
         dv.add_(dw, alpha=alpha)
-        g_data, h_data = gradient_and_hvp(problem, w_t, problem.batch(t), dv, hvp)
+        batch = problem.batch(t)
+        g_data, h_data = gradient_and_hvp(problem, w_t, batch, dv, hvp)
         g = g_data.addcmul_(lam, w_t)  # the penalised gradient g_t
         d_gamma += dv @ (v_t + g)
+        if problem.loss_names:  # d/d weight_k of (g . dv)
+            d_loss.add_(loss_weight_products(problem, w_t, batch, dv), alpha=-decay)
         dw.add_(h_data, alpha=-decay).addcmul_(lam, dv, value=-decay)  # dw -= (1 - gamma) H_t dv
         d_lam.addcmul_(w_t, dv, value=-decay)  # d/d lam_i of (g . dv) = w_i dv_i
         dv.mul_(gamma)
@@ -197,9 +239,20 @@ def reverse(
             (alpha * d_alpha).reshape(1),  # d / d log alpha
             (gamma * (1 - gamma) * d_gamma).reshape(1),  # d / d logit gamma
             l2 * per_group,  # d / d log l2
+            d_loss,  # d / d loss weight (its own coordinates)
         ]
     )
     return loss, gradient
+
+
+def reversed_over(
+    problem: TrainingProblem, loss: float, gradient: torch.Tensor, w_final: torch.Tensor, forward: int, points: int
+) -> Hypergradient:
+    """The ``Hypergradient`` of a reverse pass over ``points`` steps after ``forward`` training steps:
+    a Hessian-vector product per point, and the loss weights' mixed term where the task has them
+    (none of either when the forward pass diverged)."""
+    done = points if math.isfinite(loss) else 0
+    return Hypergradient(loss, gradient, w_final, forward, done, done if problem.loss_names else 0)
 
 
 def exact_hypergradient(
@@ -209,12 +262,12 @@ def exact_hypergradient(
     values) is stored when it fits in ``memory_bytes``; otherwise only every ``ceil(sqrt(T))``-th
     (w_t, v_t) is kept and each segment is recomputed from its checkpoint when the reverse pass
     reaches it: the same numbers, bit for bit, for one more forward pass (counted in the steps)."""
-    steps = problem.steps
+    problem, steps = hyper.weighting(problem), problem.steps
     if 2 * steps * problem.w0.numel() * problem.w0.element_size() <= memory_bytes:
         w_final, ws, vs = train(problem, hyper, keep_trajectory=True)
         points = [(t, ws[t], vs[t], vs[t + 1]) for t in reversed(range(steps))]
         loss, gradient = reverse(problem, hyper, w_final, points, hvp)
-        return Hypergradient(loss, gradient, w_final, steps, steps if math.isfinite(loss) else 0)
+        return reversed_over(problem, loss, gradient, w_final, steps, steps)
     alpha, gamma, l2 = hyper.values()
     lam = penalty(problem, l2)
     every = math.ceil(math.sqrt(steps))
@@ -238,7 +291,7 @@ def exact_hypergradient(
                 yield t, ws[t - start], vs[t - start], vs[t - start + 1]
 
     loss, gradient = reverse(problem, hyper, w, points(), hvp)
-    return Hypergradient(loss, gradient, w, steps + recomputed, steps if math.isfinite(loss) else 0)
+    return reversed_over(problem, loss, gradient, w, steps + recomputed, steps)
 
 
 def truncated_hypergradient(
@@ -248,7 +301,7 @@ def truncated_hypergradient(
     training steps only (default K = T), w_{T-K} .. w_T kept (memory O(K x P)). The steps before
     T - K are treated as constants: the hypergradient misses their contribution (for the learning
     rate and penalties, the early part of training), and is exact for K = T, bit for bit."""
-    steps = problem.steps
+    problem, steps = hyper.weighting(problem), problem.steps
     k = steps if points is None else points
     if not 1 <= k <= steps:
         raise BenchError(f"method.reverse_points={points}: must be between 1 and the number of steps {steps}")
@@ -260,7 +313,7 @@ def truncated_hypergradient(
     kept = list(window)
     points_ = [(steps - k + j, kept[j][0], kept[j][1], kept[j + 1][1]) for j in reversed(range(k))]
     loss, gradient = reverse(problem, hyper, w, points_, hvp)
-    return Hypergradient(loss, gradient, w, steps, k if math.isfinite(loss) else 0)
+    return reversed_over(problem, loss, gradient, w, steps, k)
 
 
 # ---------------------------------------------------------------------------------- meta-loop
@@ -321,7 +374,7 @@ class HypergradientDescent:
     resume are this class's, shared by every member.
     """
 
-    TUNES: tuple[str, ...] = CONTINUOUS
+    TUNES: tuple[str, ...] = (*CONTINUOUS, *LOSS_HYPERPARAMETERS)
     """The hyperparameters this method can move; a space leaving any other free is refused."""
     WHY = ""
     """Why ``TUNES`` is what it is, for the refusal's one line (``""``: no reason needed)."""
@@ -357,9 +410,10 @@ class HypergradientDescent:
             )
         untunable = list(dict.fromkeys(space.declared(n) for n in space.tuned if space.declared(n) not in self.TUNES))
         if untunable:
-            fixes = " ".join(f"+task.space.{n}.fixed={space.default[n]!r}" for n in untunable)
+            fixes = " ".join(f"+task.space.{n}.fixed={space.default[space.members(n)[0]]!r}" for n in untunable)
+            tunable = [n for n in self.TUNES if n in space.names or n in space.groups]  # what this space declares
             raise BenchError(
-                f"method {name} tunes only {', '.join(self.TUNES)}{self.WHY}, but the task's space also tunes "
+                f"method {name} tunes only {', '.join(tunable)}{self.WHY}, but the task's space also tunes "
                 f"{', '.join(untunable)}: fix them for every method alike, e.g. {fixes}"
             )
         self.space, self.seed = space, seed
@@ -368,6 +422,15 @@ class HypergradientDescent:
         self.trajectory_memory_mb = trajectory_memory_mb
         self.tuned = tuple(n for n in CONTINUOUS if space.members(n)[0] in space.tuned)
         self.l2_names = space.members("l2")  # one per L2 group of the task, the space's names for them
+        declared = [n for n in LOSS_HYPERPARAMETERS if n in space.names or n in space.groups]
+        self.loss_names = space.members(declared[0]) if declared else ()  # one per loss group of the task
+        self.tuned += tuple(n for n in declared if space.members(n)[0] in space.tuned)
+        logged = [d.name for d in space.dimensions if d.name in self.loss_names and d.prior != "uniform"]
+        if logged:
+            raise BenchError(
+                f"task.space.{space.declared(logged[0])}: method {name} steps loss weights on their own linear scale; "
+                "declare them without log"
+            )
         self.start = dict(space.default)
         if "momentum" in self.tuned:  # momentum is a logit: start inside its range
             self.start["momentum"] = min(max(self.start["momentum"], MOMENTUM_RANGE[0]), MOMENTUM_RANGE[1])
@@ -395,7 +458,7 @@ class HypergradientDescent:
 
     def evaluate(self, task: DifferentiableTask, config: Config, seed: int) -> Evaluation:
         problem, theta, retraining = self._prepare(task, config, seed)
-        hyper = Hyperparameters.from_tensor(theta.to(problem.w0))
+        hyper = self.hyperparameters(theta.to(problem.w0))
         tic = time.perf_counter()
         if retraining:  # the incumbent's fresh-seed retraining
             w_final, cost_steps = self.retrain(problem, hyper)
@@ -419,6 +482,13 @@ class HypergradientDescent:
         if len(hyper.log_l2) > 1:
             l2 = hyper.log_l2.exp()
             metrics.update(l2_min=float(l2.min()), l2_median=float(l2.median()), l2_max=float(l2.max()))
+        if hyper.loss_weights is not None and len(hyper.loss_weights) > 1:
+            weights = hyper.loss_weights
+            metrics.update(
+                loss_weight_min=float(weights.min()),
+                loss_weight_median=float(weights.median()),
+                loss_weight_max=float(weights.max()),
+            )
         return replace(evaluation, metrics=metrics, cost_steps=self.last.cost_steps)
 
     def restore(self, task: DifferentiableTask, config: Config, seed: int, evaluation: Evaluation) -> None:
@@ -497,6 +567,12 @@ class HypergradientDescent:
                 f"method {type(self).__name__}: the task trains {len(problem.l2_names)} L2 groups but its space has "
                 f"{len(self.l2_names)} l2 entries: a task must offer its groups as the space's (task.l2_granularity)"
             )
+        if len(problem.loss_names) != len(self.loss_names):
+            raise BenchError(
+                f"method {type(self).__name__}: the task weighs {len(problem.loss_names)} groups of training examples "
+                f"but its space has {len(self.loss_names)} loss_weight entries: a task must offer its groups as the "
+                "space's"
+            )
         retraining = self.pending is None or config != self.pending
         self.pending = None
         if self.theta is None:
@@ -510,8 +586,10 @@ class HypergradientDescent:
     def start_meta_loop(self, theta: torch.Tensor) -> None:
         """Hyperparameters, tuned mask and meta-optimiser, once the number of L2 groups is known."""
         self.theta = theta.detach().clone()
+        n_loss = len(self.loss_names)
         tuned = [name in self.tuned for name in ("learning_rate", "momentum")]
-        tuned += ["l2" in self.tuned] * (len(theta) - 2)
+        tuned += ["l2" in self.tuned] * (len(theta) - 2 - n_loss)
+        tuned += [any(n in self.tuned for n in LOSS_HYPERPARAMETERS)] * n_loss
         self.mask = torch.tensor(tuned, dtype=theta.dtype, device=theta.device)
         self.low, self.high = self.bounds(len(theta), theta)
         self.optimizer = self.meta_optimiser(self.theta, self.meta_step)
@@ -548,22 +626,30 @@ class HypergradientDescent:
             torch.tensor(math.log(config["learning_rate"]), **like),
             torch.logit(torch.tensor(config["momentum"], **like)),
             torch.tensor([math.log(config[name]) for name in self.l2_names], **like),
+            torch.tensor([float(config[name]) for name in self.loss_names], **like) if self.loss_names else None,
         )
+
+    def hyperparameters(self, theta: torch.Tensor) -> Hyperparameters:
+        """``theta`` (``Hyperparameters.as_tensor``) as hyperparameters, with this space's loss groups."""
+        return Hyperparameters.from_tensor(theta, len(self.loss_names))
 
     def bounds(self, n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(n,)`` lower and upper bounds of theta: the space's bounds of the tuned entries in theta's
         coordinates (momentum also inside MOMENTUM_RANGE), unbounded where the space fixes the value."""
         low, high = [-math.inf] * n, [math.inf] * n
-        for index, name in ((0, "learning_rate"), (1, "momentum"), (2, "l2")):
+        n_loss = len(self.loss_names)
+        entries = {"learning_rate": range(0, 1), "momentum": range(1, 2), "l2": range(2, n - n_loss)}
+        entries |= {name: range(n - n_loss, n) for name in LOSS_HYPERPARAMETERS}
+        for name, indices in entries.items():
             if name not in self.tuned:
                 continue
-            a, b = self.space.bounds[self.space.members(name)[0]]  # the groups of l2 share its bounds
+            a, b = self.space.bounds[self.space.members(name)[0]]  # the groups of an entry share its bounds
             if name == "momentum":
                 a, b = max(a, MOMENTUM_RANGE[0]), min(b, MOMENTUM_RANGE[1])
                 a, b = math.log(a / (1 - a)), math.log(b / (1 - b))
-            else:
+            elif name not in LOSS_HYPERPARAMETERS:  # loss weights: their own coordinates
                 a, b = math.log(a), math.log(b)
-            for k in range(index, n) if name == "l2" else (index,):
+            for k in indices:
                 low[k], high[k] = a, b
         return tuple(torch.tensor(x, dtype=like.dtype, device=like.device) for x in (low, high))
 
@@ -572,10 +658,12 @@ class HypergradientDescent:
         return theta.clamp(self.low, self.high)
 
     def config(self, theta: torch.Tensor) -> Config:
-        hyper = Hyperparameters.from_tensor(theta)
+        hyper = self.hyperparameters(theta)
         alpha, gamma, _ = hyper.values()
         l2 = [math.exp(float(log_l2)) for log_l2 in hyper.log_l2]  # in float64, as configurations are
         values = {"learning_rate": alpha, "momentum": gamma} | dict(zip(self.l2_names, l2, strict=True))
+        if self.loss_names:
+            values |= dict(zip(self.loss_names, hyper.loss_weights.tolist(), strict=True))
         values = {name: value for name, value in values.items() if self.space.declared(name) in self.tuned}
         for name, value in values.items():  # exp(log(high)) may land an ulp outside
             low, high = self.space.bounds[name]

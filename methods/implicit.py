@@ -24,8 +24,11 @@ Hessian-vector products:
 H is the Hessian on the training batch of the last step (a fixed operator for both), plus the
 penalty's diagonal. A minibatch Hessian with fewer rows than weights is singular up to the penalty,
 and near but not at a minimum it can be indefinite: the approximate inverse is what the paper
-uses, not H^-1 of the whole training loss. Only the L2 penalties can be tuned this way: the learning rate and momentum
-change the path to the optimum, not the optimum, so a space that leaves them free is refused.
+uses, not H^-1 of the whole training loss. Only what defines the optimum can be tuned this way: the
+L2 penalties and the training loss's weights (d2 L_train / (dw dweight_k) is the batch mean of group
+k's examples' loss gradients, so dL_val/dweight_k = -(that) . x, one forward-mode pass,
+``bench.training.loss_weight_products``); the learning rate and momentum change the path to the
+optimum, not the optimum, so a space that leaves them free is refused.
 The products share one graph of the training gradient at w_T (``hessian_operator``), so each is one
 backward pass through it, about one training step on the bikeshare MLP (``python -m bench.perf
 hypergrad``). Cost in training steps: T forward steps and ``HVP_STEPS`` per Hessian-vector product,
@@ -40,9 +43,9 @@ from typing import Any
 import torch
 
 from bench.errors import BenchError
-from bench.protocols import TrainingProblem
+from bench.protocols import LOSS_HYPERPARAMETERS, TrainingProblem
 from bench.space import SearchSpace
-from bench.training import penalty, validation_loss_gradient
+from bench.training import loss_weight_products, penalty, validation_loss_gradient
 from methods.hypergradient import Hypergradient, HypergradientDescent, Hyperparameters, gradient_and_hvp, train
 
 INVERSES = ("neumann", "cg")
@@ -135,16 +138,20 @@ def implicit_hypergradient(
 ) -> Hypergradient:
     """Train T steps, then the IFT hypergradient at w_T with ``terms`` Hessian-vector products. The
     gradient has entries for every hyperparameter (``Hyperparameters.as_tensor``); those of the
-    learning rate and momentum are 0 (the IFT does not see them)."""
+    learning rate and momentum are 0 (the IFT does not see them). Loss weights (``TrainingProblem.loss_names``) get
+    -(d2 L_train / dw dweight_k) . x on the batch H is taken on: only the groups with an example in
+    that batch get a nonzero entry."""
+    problem = hyper.weighting(problem)
     w_final, _, _ = train(problem, hyper)
     alpha, gamma, l2 = hyper.values()
     n_groups = len(hyper.log_l2)
     if not bool(torch.isfinite(w_final).all()):
-        nan = torch.full((2 + n_groups,), float("nan"), dtype=w_final.dtype, device=w_final.device)
+        nan = torch.full((len(hyper.as_tensor()),), float("nan"), dtype=w_final.dtype, device=w_final.device)
         return Hypergradient(float("nan"), nan, w_final, problem.steps, 0)
     lam = penalty(problem, l2)
     loss, u = validation_loss_gradient(problem, w_final)
-    product = hessian_operator(problem, w_final, lam, problem.batch(problem.steps - 1), hvp)
+    last_batch = problem.batch(problem.steps - 1)
+    product = hessian_operator(problem, w_final, lam, last_batch, hvp)
     if inverse == "cg":
         x, products = conjugate_gradient(product, u, terms)
     else:
@@ -157,14 +164,17 @@ def implicit_hypergradient(
         x = neumann(product, u, terms, step)
     groups = problem.l2_groups
     per_group = w_final.new_zeros(n_groups).index_add_(0, groups.clamp(min=0), -(x * w_final) * (groups >= 0))
-    gradient = torch.cat([w_final.new_zeros(2), l2 * per_group])  # d / d log l2 = l2 d / d l2
-    return Hypergradient(loss, gradient, w_final, problem.steps, products)
+    parts = [w_final.new_zeros(2), l2 * per_group]  # d / d log l2 = l2 d / d l2
+    if problem.loss_names:  # d / d weight_k = -(d2 L_train / dw dweight_k) . x, on the same batch as H
+        parts.append(-loss_weight_products(problem, w_final, last_batch, x))
+    gradient = torch.cat(parts)
+    return Hypergradient(loss, gradient, w_final, problem.steps, products, 1 if problem.loss_names else 0)
 
 
 class ImplicitHypergradient(HypergradientDescent):
     """Hyper-iterations on implicit-function-theorem hypergradients of the L2 penalties."""
 
-    TUNES = ("l2",)
+    TUNES = ("l2", *LOSS_HYPERPARAMETERS)
     WHY = (
         " (implicit differentiation sees only what defines the training optimum; "
         "the learning rate and momentum do not move it)"

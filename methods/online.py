@@ -40,7 +40,7 @@ from bench.errors import BenchError
 from bench.protocols import DifferentiableTask, Evaluation, TrainingProblem
 from bench.space import Config, SearchSpace
 from bench.training import loss_gradient, penalty, validation_loss_gradient
-from methods.hypergradient import Hypergradient, HypergradientDescent, Hyperparameters
+from methods.hypergradient import CONTINUOUS, Hypergradient, HypergradientDescent, Hyperparameters
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,12 @@ def one_step_hypergradient(
 
 class OnlineHypergradient(HypergradientDescent):
     """Trials of one training run each, the hyperparameters adapted at every step (see the module)."""
+
+    TUNES = CONTINUOUS
+    WHY = (
+        " (its rules adapt the learning rate and momentum on the training loss, which weights inside it would "
+        "lower by going to 0, and the L2 penalties on the validation loss)"
+    )
 
     def __init__(
         self,

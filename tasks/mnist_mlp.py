@@ -46,10 +46,15 @@ SPLITS = ("train", "validation", "test")
 
 
 class MnistMLPTask:
+    HYPERPARAMETERS = HYPERPARAMETERS
     test_metric = "error"
     public_metrics = ("train_loss",)  # training-split metrics: a method may see them
     pass_criteria: dict[str, str] = {}
     L2_GRANULARITIES = L2_GRANULARITIES
+    SOFTMAX_REGRESSION = False  # whether ``layers: []`` (no hidden layer) is allowed
+    TASK_NAME = "mnist_mlp"  # for messages
+    example_group: torch.Tensor | None = None
+    """``(n,)``: each training example's loss-weight group, for a task that weighs them (``None``: none)."""
 
     def __init__(
         self,
@@ -64,9 +69,9 @@ class MnistMLPTask:
         l2_granularity: str = "universal",
         train_images: int | None = None,
     ) -> None:
-        if sorted(space.names) != sorted(HYPERPARAMETERS):
-            raise BenchError(f"task.space for mnist_mlp must declare exactly {', '.join(HYPERPARAMETERS)}")
-        if batch_size < 1 or not layers or min(layers) < 1:
+        if sorted(space.names) != sorted(self.HYPERPARAMETERS):
+            raise BenchError(f"task.space for {self.TASK_NAME} must declare exactly {', '.join(self.HYPERPARAMETERS)}")
+        if batch_size < 1 or min(layers, default=1) < 1 or (not layers and not self.SOFTMAX_REGRESSION):
             raise BenchError(f"task.batch_size={batch_size}, task.layers={list(layers)}: give positive whole numbers")
         self.l2_granularity = check_granularity(l2_granularity, "task.l2_granularity")
         self.device = torch.device(device)
@@ -98,6 +103,11 @@ class MnistMLPTask:
         shapes = zip(self.sizes[:-1], self.sizes[1:], strict=True)
         layers = [(f"layer_{k}", n_in, n_out) for k, (n_in, n_out) in enumerate(shapes)]
         return weight_groups(l2_granularity or self.l2_granularity, layers)
+
+    def loss_weights(self, configs: Sequence[Config]) -> torch.Tensor | None:
+        """``(q, D)``: each configuration's training-loss weight per group of examples; ``None`` for
+        a task whose examples all count 1."""
+        return None
 
     def l2(self, configs: Sequence[Config]) -> torch.Tensor:
         """``(q, G)``: each configuration's L2 penalty per group, in the space's order."""
@@ -132,6 +142,7 @@ class MnistMLPTask:
             return torch.tensor([float(config[name]) for config in configs], **like)[:, None]  # (q, 1)
 
         learning_rate, momentum = column("learning_rate"), column("momentum")
+        weights = self.loss_weights(configs)  # (q, D), or None: every example's loss counts 1
         lam = torch.stack([penalty(problems[0], l2) for l2 in self.l2(configs)])  # (q, P); biases: none
         lengths = torch.tensor([problem.steps for problem in problems], device=self.device)
         w = torch.stack([problem.w0 for problem in problems])
@@ -145,7 +156,10 @@ class MnistMLPTask:
                     leaf = w.detach().requires_grad_(True)
                     logits = self.batched_logits(leaf, x[rows[:, t]])  # (q, B, 10)
                     losses = F.cross_entropy(logits.flatten(0, 1), y[rows[:, t]].flatten(), reduction="none")
-                    (g,) = torch.autograd.grad(losses.view(len(configs), -1).mean(1).sum(), leaf)
+                    losses = losses.view(len(configs), -1)
+                    if weights is not None:  # as bench.training.with_loss_weights, row by row
+                        losses = weights.gather(1, self.example_group[rows[:, t]]) * losses
+                    (g,) = torch.autograd.grad(losses.mean(1).sum(), leaf)
                 g = g + lam * w  # as bench.training.sgd_steps, row by row
                 v = momentum * v - (1 - momentum) * g
                 w = w + (learning_rate * (done + t < lengths)[:, None]) * v  # a network past its length stays put
@@ -170,9 +184,9 @@ class MnistMLPTask:
         schedule = BatchSchedule(len(self.train[1]), self.batch_size, seed, self.device)
         x, y = self.train
 
-        def batch(t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        def batch(t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             rows = schedule.rows(t)
-            return x[rows], y[rows]
+            return x[rows], y[rows], rows
 
         return TrainingProblem(
             w0=torch.cat(pieces),

@@ -38,6 +38,14 @@ TEXT_RNN_FIXED = [f"+task.space.{name}.fixed={value}" for name, value in [("cell
     f"+task.space.{name}.fixed={value}" for name, value in [("embedding_size", 4), ("hidden_units", 4)]
 ]
 L2_ONLY_SPACE = ["+task.space.learning_rate.fixed=0.1", "+task.space.momentum.fixed=0.9"]
+HYPER_CLEANING = [  # softmax regression on digits' 1,000 training images in 10 sources, a loss weight per source
+    "task=hyper_cleaning",
+    "task.dataset=digits",
+    "task.train_images=null",
+    "task.batch_size=20",
+    "task.space.iterations.low=5",
+    "task.space.iterations.high=30",
+]
 SETTINGS = {  # cheap settings of every task; "[fixed]": discrete hyperparameters fixed, as hypergradients need
     "bikeshare": ["task=bikeshare", *TINY],
     "bikeshare[fixed]": ["task=bikeshare", *TINY_FIXED],
@@ -52,6 +60,9 @@ SETTINGS = {  # cheap settings of every task; "[fixed]": discrete hyperparameter
     # "[l2]": only the L2 penalty tuned, what implicit differentiation needs
     "bikeshare[l2]": ["task=bikeshare", *TINY_FIXED, *L2_ONLY_SPACE],
     "mnist_mlp[l2]": ["task=mnist_mlp", *MNIST, "+task.space.iterations.fixed=10", *L2_ONLY_SPACE],
+    "hyper_cleaning": [*HYPER_CLEANING, "task.space.iterations.default=10"],
+    "hyper_cleaning[fixed]": [*HYPER_CLEANING, "+task.space.iterations.fixed=10"],
+    "hyper_cleaning[l2]": [*HYPER_CLEANING, "+task.space.iterations.fixed=10", *L2_ONLY_SPACE],  # and the loss weights
 }
 OPTIONS = {  # the default configuration, evaluated for the whole budget; top_k_early's round inside 5 rungs
     "default": ["method.repeats=5"],
@@ -65,16 +76,29 @@ HYPERGRADIENT = (
     "online_hypergrad",
     "forward_hypergrad",
 )
-L2_ONLY = ("implicit_hypergrad",)  # tunes only the L2 penalties
+L2_ONLY = ("implicit_hypergrad",)  # tunes only the L2 penalties (and loss weights)
+NO_LOSS_WEIGHTS = ("online_hypergrad",)  # its one-step rules do not tune weights inside the training loss
+LOSS_WEIGHTED = ("hyper_cleaning", "hyper_cleaning[fixed]", "hyper_cleaning[l2]")  # settings that tune loss weights
 NUMERIC_ONLY = ("turbo",)  # a trust region over numeric hyperparameters: refuses a categorical entry
 CATEGORICAL = ("text_linear", "text_rnn")  # the settings whose spaces tune a categorical entry
 MULTI_FIDELITY = ("asha", "hyperband", "bohb", "top_k_early")
-ONE_LENGTH = ("bikeshare[fixed]", "bikeshare[l2]", "mnist_mlp[fixed]", "mnist_mlp[l2]", "text_rnn", "text_rnn[fixed]")
+ONE_LENGTH = (
+    "bikeshare[fixed]",
+    "bikeshare[l2]",
+    "mnist_mlp[fixed]",
+    "mnist_mlp[l2]",
+    "text_rnn",
+    "text_rnn[fixed]",
+    "hyper_cleaning[fixed]",
+    "hyper_cleaning[l2]",
+)
 """The settings of fidelity tasks whose space fixes the training length, as multi-fidelity methods need."""
 
 
 def accepts(method_name: str, setting: str) -> bool:
     """Whether a method can tune a setting's space (black-box methods tune any)."""
+    if method_name in NO_LOSS_WEIGHTS and setting in LOSS_WEIGHTED:
+        return False
     if method_name in L2_ONLY:
         return "[l2]" in setting
     if method_name in HYPERGRADIENT:
@@ -128,8 +152,21 @@ def trains_grus(method_name: str, setting: str) -> bool:
     return setting.startswith("text_rnn") and method_name != "random"
 
 
+def repeats_a_setting(method_name: str, setting: str) -> bool:
+    """Whether a pair checks again what another pair of the default run checks: hyper_cleaning with
+    only the L2 penalty and loss weights tuned is there for implicit differentiation; every other
+    method runs on its "[fixed]" setting in the default run."""
+    return setting == "hyper_cleaning[l2]" and method_name != "implicit_hypergrad"
+
+
 PAIRS = [
-    pytest.param(method_name, setting, marks=[pytest.mark.slow] if trains_grus(method_name, setting) else [])
+    pytest.param(
+        method_name,
+        setting,
+        marks=[pytest.mark.slow]
+        if trains_grus(method_name, setting) or repeats_a_setting(method_name, setting)
+        else [],
+    )
     for setting in SETTINGS
     for method_name in METHODS
     if checked(method_name, setting)
