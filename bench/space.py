@@ -117,6 +117,21 @@ class SearchSpace:
         order = [new for old in self.names for new in (members if old == name else (old,))]
         return SearchSpace(dimensions, default, fixed, order, {**self.groups, name: members})
 
+    def fixing(self, values: Mapping[str, Any]) -> SearchSpace:
+        """This space with the tuned entries ``values`` names fixed at those values (each checked
+        against its bounds), as ``task.space.<name>.fixed`` fixes a declared entry: how a task fixes
+        entries whose values only it knows (hyper_cleaning's oracle weights)."""
+        unknown = sorted(set(values) - set(self.tuned))
+        if unknown:
+            raise BenchError(f"cannot fix {unknown[:3]}: not tuned entries of the space")
+        dimensions = [dim for dim in self.dimensions if dim.name not in values]
+        fixed = {
+            **self.fixed,
+            **{d.name: _inside(d, values[d.name], d.name) for d in self.dimensions if d.name in values},
+        }
+        default = {key: value for key, value in self.default.items() if key not in fixed}
+        return SearchSpace(dimensions, default, fixed, self.names, self.groups)
+
     def extended(self, like: str, names: Sequence[str]) -> SearchSpace:
         """This space with more entries ``names`` after the others, each a copy of the entry
         ``like`` (type, bounds, scale, default): a synthetic function embedded in more dimensions."""

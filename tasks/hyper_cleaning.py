@@ -54,6 +54,10 @@ from tasks.mnist_mlp import MnistMLPTask
 
 HYPERPARAMETERS = (*NETWORK_HYPERPARAMETERS, "loss_weight")
 LOSS_GRANULARITIES = ("universal", "per_source", "blocks_D", "per_example")
+LOSS_WEIGHTS = ("tuned", "ones", "oracle")
+"""``task.loss_weights``: the space tunes them; fixes every one at 1 (plain training on the corrupted
+labels: the few-hyperparameter control, and with ``method=default`` the default row); or fixes them
+at the oracle's values (``oracle_config``: the bound a cleaning can reach)."""
 
 
 def check_loss_granularity(granularity: str, sources: int) -> str:
@@ -130,7 +134,10 @@ class HyperCleaningTask(MnistMLPTask):
         corruption: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
         corruption_seed: int = 0,
         loss_granularity: str = "per_source",
+        loss_weights: str = "tuned",
     ) -> None:
+        if loss_weights not in LOSS_WEIGHTS:
+            raise BenchError(f"task.loss_weights={loss_weights!r}: allowed: {', '.join(LOSS_WEIGHTS)}")
         rates = [float(r) for r in corruption]
         if not rates or not all(0 <= r <= 1 for r in rates):
             raise BenchError(f"task.corruption={list(corruption)}: give one rate in [0, 1] per source, at least one")
@@ -148,6 +155,16 @@ class HyperCleaningTask(MnistMLPTask):
         groups, self.loss_names = example_groups(self.loss_granularity, sizes)
         self.example_group = groups.to(self.device)
         self.space = self.space.grouped("loss_weight", self.loss_names)
+        self.loss_weights_mode = loss_weights
+        if loss_weights != "tuned":
+            members = self.space.members("loss_weight")
+            if any(name in self.space.fixed for name in members):
+                raise BenchError(
+                    f"task.loss_weights={loss_weights}: the space already fixes loss_weight; "
+                    "fix the weights one way: leave task.space.loss_weight unfixed, or use task.loss_weights=tuned"
+                )
+            values = self.oracle_weights() if loss_weights == "oracle" else dict.fromkeys(members, 1.0)
+            self.space = self.space.fixing(values)
 
     # ------------------------------------------------------------------ loss weights
     def loss_weights(self, configs: Sequence[Config]) -> torch.Tensor:
@@ -171,16 +188,18 @@ class HyperCleaningTask(MnistMLPTask):
         )
         return with_loss_weights(problem, self.loss_weights([config])[0])
 
-    def oracle_config(self) -> Config:
-        """The space's default with weight 1 on clean examples and 0 on corrupted ones; at a
+    def oracle_weights(self) -> dict[str, float]:
+        """Weight 1 on clean examples and 0 on corrupted ones, per loss-weight entry; at a
         granularity whose groups mix them, each group's share of clean examples."""
         names = self.space.members("loss_weight")
-        clean = (~self.corrupted).to(torch.float64)
-        share = torch.zeros(len(names), dtype=torch.float64).index_add_(0, self.example_group.cpu(), clean.cpu())
-        count = torch.zeros(len(names), dtype=torch.float64).index_add_(
-            0, self.example_group.cpu(), torch.ones_like(clean.cpu())
-        )
-        return self.space.check({**self.space.default, **dict(zip(names, (share / count).tolist(), strict=True))})
+        clean, groups = (~self.corrupted).to(torch.float64).cpu(), self.example_group.cpu()
+        share = torch.zeros(len(names), dtype=torch.float64).index_add_(0, groups, clean)
+        count = torch.zeros(len(names), dtype=torch.float64).index_add_(0, groups, torch.ones_like(clean))
+        return dict(zip(names, (share / count).tolist(), strict=True))
+
+    def oracle_config(self) -> Config:
+        """The space's default with the oracle's loss weights (``oracle_weights``)."""
+        return self.space.check({**self.space.default, **self.oracle_weights()})
 
     # ------------------------------------------------------------------ records
     def score(self, w: torch.Tensor) -> Evaluation:
@@ -214,5 +233,6 @@ class HyperCleaningTask(MnistMLPTask):
                 "labels_sha256": self.labels_sha256,
             },
             "loss_granularity": self.loss_granularity,
+            "loss_weights": self.loss_weights_mode,
             "loss_groups": len(self.loss_names),
         }

@@ -224,3 +224,22 @@ def test_a_hypergradient_run_tunes_every_loss_weight_and_its_record_names_the_co
     assert weights.iloc[1]["config.loss_weight_source_9"] < 1  # the noisiest source's weight stepped down
     record = json.loads((tmp_path / "run" / RUN_FILE).read_text())
     assert record["task_info"]["corruption"]["corrupted"] == 450
+
+
+def test_the_control_and_the_oracle_fix_the_weights_for_every_method_and_the_default_row_trains_them():
+    """``ones`` fixes every weight at 1, as ``+task.space.loss_weight.fixed=1.0`` does; ``oracle`` at
+    the corruption record's values; either leaves the classic hyperparameters to tune."""
+    ones = hyper_cleaning("task.loss_weights=ones")
+    by_space = hyper_cleaning("+task.space.loss_weight.fixed=1.0")
+    assert ones.space.tuned == by_space.space.tuned == ["iterations", "learning_rate", "momentum", "l2"]
+    assert ones.space.default == by_space.space.default
+    oracle = hyper_cleaning("task.loss_granularity=per_example", "task.loss_weights=oracle")
+    weights = [oracle.space.default[name] for name in oracle.space.members("loss_weight")]
+    assert weights == (~oracle.corrupted).double().tolist() and len(oracle.space) == 4
+    tuned = hyper_cleaning("task.loss_granularity=per_example")
+    config = {**tuned.oracle_config(), "iterations": 30}
+    assert (
+        oracle.evaluate({**oracle.space.default, "iterations": 30}, 1).objective == tuned.evaluate(config, 1).objective
+    )
+    with pytest.raises(BenchError, match=r"^task.loss_weights='some': allowed: tuned, ones, oracle$"):
+        hyper_cleaning("task.loss_weights=some")
