@@ -27,7 +27,9 @@ import math
 
 import torch
 
+from bench.errors import BenchError
 from bench.protocols import TrainingProblem
+from bench.space import SearchSpace
 from bench.training import loss_gradient, loss_weight_gradient, penalty, validation_loss_gradient
 from methods.hypergradient import Hypergradient, HypergradientDescent, Hyperparameters, gradient_and_hvp
 
@@ -93,6 +95,25 @@ def forward_hypergradient(
 class ForwardHypergradient(HypergradientDescent):
     """Hyper-iterations on forward-mode hypergradients (Franceschi et al. 2017): exact, memory
     independent of T, a Hessian-vector product per tuned hyperparameter per training step."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int,
+        meta_optimizer: str = "adam",
+        meta_step: float = 0.2,
+        hvp: str = "autograd",
+        max_tangents: int = 64,
+    ) -> None:
+        super().__init__(space, seed, meta_optimizer, meta_step, hvp=hvp)
+        if not (isinstance(max_tangents, int) and max_tangents >= 1):
+            raise BenchError(f"method.max_tangents={max_tangents!r}: must be a whole number, 1 or more")
+        if len(space.tuned) > max_tangents:
+            raise BenchError(
+                f"method.max_tangents={max_tangents}: forward mode carries a tangent per tuned hyperparameter, each "
+                f"a Hessian-vector product per training step, and this space tunes {len(space.tuned)}; use a "
+                "reverse-mode member (drmad, exact_hypergrad, truncated_hypergrad) or raise method.max_tangents"
+            )
 
     def hypergradient(self, problem: TrainingProblem, hyper: Hyperparameters) -> Hypergradient:
         return forward_hypergradient(problem, hyper, self.mask, self.hvp)

@@ -243,3 +243,12 @@ def test_the_control_and_the_oracle_fix_the_weights_for_every_method_and_the_def
     )
     with pytest.raises(BenchError, match=r"^task.loss_weights='some': allowed: tuned, ones, oracle$"):
         hyper_cleaning("task.loss_weights=some")
+
+
+def test_forward_mode_refuses_more_tangents_than_its_limit_before_the_run_in_one_line():
+    overrides = [*DIGITS[:1], *DIGITS[2:], "+task.space.iterations.fixed=10", "method=forward_hypergrad"]
+    assert len(build(bench_config(*overrides)).method.space.tuned) == 13  # lr, momentum, l2 and 10 sources
+    with pytest.raises(BenchError) as error:
+        build(bench_config(*overrides, "task.loss_granularity=per_example"))
+    assert str(error.value).startswith("method.max_tangents=64: forward mode carries a tangent per tuned")
+    assert "this space tunes 1003;" in str(error.value) and "\n" not in str(error.value)
