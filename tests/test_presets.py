@@ -17,7 +17,19 @@ OVERRIDES = {
     "drmad_mnist": DIGITS,
     "many_hyperparameters": DIGITS,
     "many_hyperparameters_full": DIGITS,
+    "hyper_cleaning": DIGITS,
 }
+
+
+def setting_of(experiment) -> tuple:
+    """A task at one granularity of its L2 penalties and of its loss weights, and how it sets them."""
+    task = experiment.task
+    return (
+        experiment.task_name,
+        getattr(task, "l2_granularity", None),
+        getattr(task, "loss_granularity", None),
+        getattr(task, "loss_weights_mode", None),
+    )
 
 
 def jobs(preset):
@@ -32,18 +44,8 @@ def jobs(preset):
 def test_every_job_of_a_preset_builds(preset):
     configs, experiments = jobs(preset)
     assert len(configs) >= 2
-    settings = {(e.task_name, getattr(e.task, "l2_granularity", None)) for e in experiments}
-    for setting in settings:  # one space for every method on a task at each granularity of its L2
-        assert (
-            len(
-                {
-                    repr(e.task.space)
-                    for e in experiments
-                    if (e.task_name, getattr(e.task, "l2_granularity", None)) == setting
-                }
-            )
-            == 1
-        )
+    for setting in {setting_of(e) for e in experiments}:  # one space for every method on each setting of a task
+        assert len({repr(e.task.space) for e in experiments if setting_of(e) == setting}) == 1
     # drmad_mnist compares at the paper's hyper-iteration counts; lstm_odyssey runs one method for a
     # number of trials to read importance from: neither compares methods at equal compute
     if preset not in ("drmad_mnist", "lstm_odyssey"):

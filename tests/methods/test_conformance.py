@@ -116,6 +116,7 @@ PRESET_SETTINGS = {  # the folder of a preset's method variants -> a small setti
     "fair_baseline_text": "text_rnn[fixed]",
     "many_hyperparameters": "mnist_mlp[l2]",  # the preset tunes only L2 penalties (grouped: tests/bench/test_groups.py)
     "multi_fidelity": "text_rnn[fixed]",  # learning_rate, momentum, l2 tuned; the length fixed
+    "hyper_cleaning": "hyper_cleaning[fixed]",  # learning_rate, momentum, l2 and the loss weights tuned
 }
 
 
