@@ -2,6 +2,7 @@
 
     python -m bench.perf hypergrad [--json FILE] [--steps 100,1000,10000] [--hidden 32]
                                    [--repeats 3] [--device cpu|cuda] [--min-seconds 0.5]
+                                   [--dims 1,10,100,1000,5000 [--dataset fashion_mnist|digits]]
 
 The cost of a hypergradient on the bikeshare MLP (56-``hidden``-1, per-layer L2, momentum 0.9) for T
 training steps, one per member of the family: plain training (the forward pass alone), DrMAD with K
@@ -28,6 +29,14 @@ reverse step as ``HVP_STEPS`` = 2 training steps (methods/hypergradient.py). The
 (method, T) with ``method``, ``T``, ``K``, ``seconds``, ``peak_bytes``, ``peak_above_start_bytes``,
 ``training_seconds`` (its paired training runs), ``seconds_over_training`` and
 ``reverse_step_over_training_step``.
+
+``--dims``: the same against d, the number of hyperparameters, at each T of ``--steps``: on
+``task=hyper_cleaning`` (softmax regression on 5,000 Fashion-MNIST images, or ``--dataset digits``:
+1,000), whose loss weights are d = 1 (``universal``), 10 (``per_source``), a multiple of 10
+(``blocks_d``) or n (``per_example``), tuned with the learning rate, momentum and L2 penalty
+(implicit differentiation: with the L2 penalty only). A member that refuses a d (forward mode
+above ``max_tangents``; online, which does not tune loss weights) is recorded as refused, with its
+one line. Records carry ``d`` (the loss weights) and ``tuned`` (every tuned hyperparameter).
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from bench.errors import BenchError
 from bench.perf.common import at_least, fail, hypergradient_experiment, progress, whole_numbers, write_records
 from bench.provenance import provenance
 
@@ -58,6 +68,15 @@ HELP = "time and peak memory of every hypergradient method against T"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, help="also write the records to this file")
+    parser.add_argument(
+        "--dims", help="loss weights d on task=hyper_cleaning instead of the bikeshare MLP, e.g. 1,10,5000"
+    )
+    parser.add_argument(
+        "--dataset",
+        default="fashion_mnist",
+        choices=("fashion_mnist", "digits"),
+        help="with --dims (default fashion_mnist)",
+    )
     parser.add_argument("--steps", default="100,1000,10000", help="training lengths T (default 100,1000,10000)")
     parser.add_argument("--hidden", type=int, default=32, help="hidden units of the bikeshare MLP (default 32)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per (method, T) (default 3)")
@@ -72,16 +91,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_one_arguments(parser: argparse.ArgumentParser) -> None:
     """``hypergrad-one``: one measurement in this process (what ``hypergrad`` starts per (method, T))."""
-    for name in ("label", "steps", "hidden", "repeats", "device", "min_seconds"):
+    for name in ("label", "steps", "hidden", "repeats", "device", "min_seconds", "dims", "dataset"):
         parser.add_argument(name)
 
 
 def one_main(args: argparse.Namespace) -> int:
+    dims = None if args.dims == "-" else int(args.dims)
     record = hypergradient_cost(
-        args.label, int(args.steps), int(args.hidden), int(args.repeats), args.device, float(args.min_seconds)
+        args.label,
+        int(args.steps),
+        int(args.hidden),
+        int(args.repeats),
+        args.device,
+        float(args.min_seconds),
+        dims=dims,
+        dataset=args.dataset,
     )
     print(json.dumps(record))
     return 0
+
+
+def loss_granularity(d: int, n: int) -> str:
+    """The ``task.loss_granularity`` of hyper_cleaning that gives d loss weights for n examples in 10 sources."""
+    if d == 1:
+        return "universal"
+    if d == 10:
+        return "per_source"
+    if d == n:
+        return "per_example"
+    if d % 10 == 0 and d < n:
+        return f"blocks_{d}"
+    raise BenchError(f"--dims {d}: allowed 1, 10, a multiple of 10 below n, or n = {n} (the training examples)")
 
 
 HYPERGRADIENTS = {  # label -> method config and overrides
@@ -106,15 +146,39 @@ def hypergradient_cost(
     device: str,
     min_seconds: float = MIN_REPEAT_SECONDS,
     seed: int = 0,
+    dims: int | None = None,
+    dataset: str = "fashion_mnist",
 ) -> dict:
-    """Seconds (median of ``repeats``) and peak memory of one hypergradient (or plain training)."""
+    """Seconds (median of ``repeats``) and peak memory of one hypergradient (or plain training); with
+    ``dims``, on hyper_cleaning with that many loss weights (a refusal: a record with ``refused``)."""
     method_name, overrides = HYPERGRADIENTS[label]
-    experiment = hypergradient_experiment(
-        ["task=bikeshare", "task.l2_granularity=per_layer", f"method={method_name}", f"device={device}", *overrides]
-    )
+    if dims is None:
+        task_overrides = ["task=bikeshare", "task.l2_granularity=per_layer"]
+    else:
+        n = 1000 if dataset == "digits" else 5000
+        task_overrides = [
+            "task=hyper_cleaning",
+            f"task.dataset={dataset}",
+            f"task.loss_granularity={loss_granularity(dims, n)}",
+        ]
+        task_overrides += ["task.train_images=null"] if dataset == "digits" else []
+    try:
+        experiment = hypergradient_experiment(
+            [*task_overrides, f"method={method_name}", f"device={device}", *overrides]
+        )
+    except BenchError as error:
+        if dims is None:
+            raise
+        return {"method": label, "T": steps, "d": dims, "refused": str(error)}
     task, method = experiment.task, experiment.method
-    config = {**task.space.default, "iterations": steps, "hidden_nodes": hidden, "momentum": 0.9}
-    config |= dict.fromkeys(task.space.members("l2"), 1e-4)
+    if dims is not None and not any(name.startswith("loss_weight") for name in task.space.tuned):
+        tunes = ", ".join(type(method).TUNES)
+        return {"method": label, "T": steps, "d": dims, "refused": f"tunes only {tunes}: no loss weights"}
+    if dims is None:
+        config = {**task.space.default, "iterations": steps, "hidden_nodes": hidden, "momentum": 0.9}
+        config |= dict.fromkeys(task.space.members("l2"), 1e-4)
+    else:
+        config = {**task.space.default, "iterations": steps}
     problem = task.training_problem(config, seed)
     hyper = method.initial(config, problem)
     method.start_meta_loop(hyper.as_tensor())  # what the tuned hyperparameters are (online adapts them)
@@ -166,7 +230,9 @@ def hypergradient_cost(
         "peak_bytes": int(peak),
         "peak_above_start_bytes": int(peak - start_bytes),
         "memory_measure": "cuda max_memory_allocated" if on_gpu else "VmHWM (resident-set high-water mark)",
-        "hidden_nodes": hidden,
+        "hidden_nodes": hidden if dims is None else None,
+        "d": dims,
+        "tuned": len(task.space.tuned),
         "parameters": int(problem.w0.numel()),
         "device": str(problem.w0.device),
         "seconds_all": seconds,
@@ -201,25 +267,52 @@ def _peak_rss() -> int:
 
 
 def hypergradient_costs(
-    steps: list[int], hidden: int, repeats: int, device: str, min_seconds: float = MIN_REPEAT_SECONDS
+    steps: list[int],
+    hidden: int,
+    repeats: int,
+    device: str,
+    min_seconds: float = MIN_REPEAT_SECONDS,
+    dims: list[int] | None = None,
+    dataset: str = "fashion_mnist",
 ) -> list[dict]:
-    """Every (method, T), each in a fresh process; adds ``reverse_step_over_training_step``."""
+    """Every (method, T) (and d, with ``dims``), each in a fresh process; adds ``reverse_step_over_training_step``."""
     records = []
     for t in steps:
-        for label in HYPERGRADIENTS:
-            progress(f"  {label}, T={t} ...")
-            argv = ["hypergrad-one", label, str(t), str(hidden), str(repeats), device, str(min_seconds)]
-            done = subprocess.run(
-                [sys.executable, "-m", "bench.perf", *argv], capture_output=True, text=True, env=os.environ.copy()
-            )
-            if done.returncode != 0:
-                raise RuntimeError(f"{label} at T={t} failed:\n{done.stderr[-2000:]}")
-            records.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        for d in dims or [None]:
+            for label in HYPERGRADIENTS:
+                where = f"T={t}" + ("" if d is None else f", d={d}")
+                progress(f"  {label}, {where} ...")
+                argv = ["hypergrad-one", label, str(t), str(hidden), str(repeats), device, str(min_seconds)]
+                argv += ["-" if d is None else str(d), dataset]
+                done = subprocess.run(
+                    [sys.executable, "-m", "bench.perf", *argv], capture_output=True, text=True, env=os.environ.copy()
+                )
+                if done.returncode != 0:
+                    raise RuntimeError(f"{label} at {where} failed:\n{done.stderr[-2000:]}")
+                records.append(json.loads(done.stdout.strip().splitlines()[-1]))
         for r in records:
-            if r["T"] == t:  # one reverse step (gradient + Hessian-vector product) against one training step
+            if r["T"] == t and "refused" not in r:  # one reverse step (gradient + HVP) against one training step
                 extra = r["seconds_over_training"] - 1  # in training runs of T steps
                 r["reverse_step_over_training_step"] = extra * t / r["K"] if r["K"] else math.nan
     return records
+
+
+def dims_table(records: list[dict]) -> str:
+    """Seconds (ratio to training) and peak memory per member against d, one column per (T, d)."""
+    rows = []
+    for label in HYPERGRADIENTS:
+        row = {"method": label}
+        for r in (r for r in records if r["method"] == label):
+            key = f"T={r['T']}, d={r['d']:,}"
+            if "refused" in r:
+                row[key] = "refused: " + r["refused"].split(":")[0]
+                continue
+            row[key] = (
+                f"{r['seconds']:.3g} s ({r['seconds_over_training']:.2f}x), "
+                f"{r['peak_bytes'] / 2**20:.0f} MB (+{r['peak_above_start_bytes'] / 2**20:.0f})"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("-").to_markdown(index=False)
 
 
 def hypergradient_table(records: list[dict]) -> str:
@@ -243,8 +336,21 @@ def main(args: argparse.Namespace) -> int:
         return fail("--device cuda: no CUDA device is visible; allowed here: cpu")
     if not args.min_seconds >= 0:
         return fail(f"--min-seconds {args.min_seconds}: give zero or more seconds")
-    records = hypergradient_costs(steps, args.hidden, args.repeats, args.device, args.min_seconds)
+    dims = None if args.dims is None else whole_numbers(args.dims, "--dims")
+    for d in dims or []:  # each d a granularity of the task's examples, checked before any process starts
+        loss_granularity(d, 1000 if args.dataset == "digits" else 5000)
+    records = hypergradient_costs(steps, args.hidden, args.repeats, args.device, args.min_seconds, dims, args.dataset)
     machine = provenance()
+    if dims is not None:
+        measured = next(r for r in records if "refused" not in r)
+        print(
+            f"\nOne hypergradient on hyper_cleaning ({args.dataset}, softmax regression, {measured['parameters']} "
+            f"weights) against d loss weights (tuned with the learning rate, momentum and L2), median of "
+            f"{args.repeats} runs, 1 torch thread, {measured['device']}, {machine['platform']}; seconds (ratio to "
+            f"plain training) and peak memory ({measured['memory_measure']}; +: what the run added):\n"
+        )
+        print(dims_table(records))
+        return write_records(records, args.json)
     print(
         f"\nOne hypergradient on the bikeshare MLP (56-{args.hidden}-1, {records[0]['parameters']} weights), "
         f"median of {args.repeats} runs, 1 torch thread, {records[0]['device']}, {machine['platform']}; "

@@ -62,6 +62,20 @@ def test_hypergrad_benchmark_reports_every_method_and_length_against_training(tm
     assert next(r for r in records if r["method"] == "training")["seconds_over_training"] == 1
 
 
+@pytest.mark.slow
+def test_hypergrad_benchmark_against_d_measures_each_member_at_each_number_of_loss_weights(tmp_path):
+    arguments = ["--dims", "1,1000", "--dataset", "digits", "--steps", "10", "--repeats", "1", "--min-seconds", "0"]
+    done, records = perf(tmp_path, "hypergrad", *arguments)
+    by = {(r["method"], r["d"]): r for r in records}
+    assert len(by) == 2 * 10 and all(r["T"] == 10 for r in records)
+    for d in (1, 1000):
+        assert by[("online", d)]["refused"].endswith("no loss weights")  # online tunes none
+        assert by[("exact", d)]["tuned"] == 3 + d and by[("exact", d)]["K"] == 10  # lr, momentum, l2 and d weights
+        assert by[("implicit i=20", d)]["tuned"] == 1 + d  # the L2 penalty and the weights
+    assert by[("forward", 1)]["K"] == 10 * 4 and by[("forward", 1000)]["refused"].startswith("method.max_tangents=64")
+    assert "T=10, d=1,000" in done.stdout and "refused: method.max_tangents=64" in done.stdout
+
+
 def test_agreement_is_perfect_where_the_trajectory_is_a_line(tmp_path):
     overrides = "+task.space.hidden_nodes.fixed=3 task.space.learning_rate.default=0.5"
     _, records = perf(tmp_path, "agreement", "--tasks", "bikeshare", "--steps", "1", "--overrides", overrides)
@@ -131,7 +145,10 @@ def test_importance_benchmark_times_fanova_on_the_tasks_space(tmp_path):
         (["hypergrad", "--steps", "0"], "error: --steps '0': give whole numbers of at least 1, comma-separated"),
         (["methods", "--sizes", "x"], "error: --sizes 'x': give whole numbers of at least 1, comma-separated"),
         (["methods", "--repeats", "0"], "error: --repeats 0: give a whole number of at least 1"),
-        (["agreement", "--tasks", "nope"], "error: --tasks nope: allowed: bikeshare, branin, hartmann6, learning_"),
+        (
+            ["agreement", "--tasks", "nope"],
+            "error: --tasks nope: allowed: bikeshare, branin, hartmann6, hyper_cleaning, learning_",
+        ),
         (["text", "--epochs", "0"], "error: --epochs 0: give a whole number of at least 1"),
         (["text", "--skip", "all"], "error: --skip 'all': allowed: linear, rnn"),
         (["batched", "--iterations", "10"], "error: --iterations 10: give a whole number of at least 50"),
@@ -139,6 +156,7 @@ def test_importance_benchmark_times_fanova_on_the_tasks_space(tmp_path):
         (["importance", "--trials", "5"], "error: --trials '5': give whole numbers of at least 10, comma-separated"),
         (["importance", "--task", "nope"], "error: unknown task 'nope'; allowed: bikeshare, branin,"),
         (["numerics", "--rounds", "0"], "error: --rounds 0: give a whole number of at least 1"),
+        (["hypergrad", "--dims", "7"], "error: --dims 7: allowed 1, 10, a multiple of 10 below n, or n = 5000"),
         (
             ["numerics", "--settings", "fast"],
             "error: --settings 'fast': choose among native, pinned, portable, mkl, intel",
