@@ -136,7 +136,7 @@ def test_formats(sweep, fmt):
         (
             ["--paper", "nope"],
             "error: --paper 'nope': allowed: bikeshare_rubric, bo_vs_hypergrad, drmad_mnist, "
-            "fair_baseline_text, lstm_odyssey, many_hyperparameters, multi_fidelity",
+            "fair_baseline_text, hyper_cleaning, lstm_odyssey, many_hyperparameters, multi_fidelity",
         ),
     ],
 )
