@@ -59,14 +59,16 @@ def hyper(learning_rate: float, momentum: float, l2: list[float]) -> Hyperparame
 
 
 def finite_differences(problem: TrainingProblem, h: Hyperparameters, eps: float = 1e-5) -> torch.Tensor:
-    theta = h.as_tensor()
+    """Central differences of the trained validation loss in each entry of ``h.as_tensor()`` (the
+    loss weights too, where the problem has them)."""
+    theta, n_loss = h.as_tensor(), len(problem.loss_names)
     out = torch.zeros_like(theta)
     for i in range(len(theta)):
         losses = []
         for sign in (1, -1):
             shifted = theta.clone()
             shifted[i] += sign * eps
-            w_final, _, _ = train(problem, Hyperparameters.from_tensor(shifted))
+            w_final, _, _ = train(problem, Hyperparameters.from_tensor(shifted, n_loss))
             losses.append(float(problem.validation_loss(w_final)))
         out[i] = (losses[0] - losses[1]) / (2 * eps)
     return out

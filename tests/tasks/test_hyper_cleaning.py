@@ -21,6 +21,7 @@ from methods.forward import forward_hypergradient
 from methods.hypergradient import Hyperparameters, exact_hypergradient, train, truncated_hypergradient
 from methods.implicit import implicit_hypergradient
 from tests.helpers import bench_config, run_bench
+from tests.methods.test_drmad import finite_differences
 
 F64 = torch.float64
 DIGITS = ["task=hyper_cleaning", "method=random", "task.dataset=digits", "task.train_images=null", "task.batch_size=20"]
@@ -42,20 +43,6 @@ def hyper(weights: torch.Tensor, learning_rate: float = 0.3, momentum: float = 0
         torch.log(torch.tensor([l2], dtype=F64)),
         weights.to(F64),
     )
-
-
-def finite_differences(problem, h: Hyperparameters, eps: float = 1e-5) -> torch.Tensor:
-    theta, n_loss = h.as_tensor(), len(problem.loss_names)
-    out = torch.zeros_like(theta)
-    for i in range(len(theta)):
-        losses = []
-        for sign in (1, -1):
-            shifted = theta.clone()
-            shifted[i] += sign * eps
-            w_final, _, _ = train(problem, Hyperparameters.from_tensor(shifted, n_loss))
-            losses.append(float(problem.validation_loss(w_final)))
-        out[i] = (losses[0] - losses[1]) / (2 * eps)
-    return out
 
 
 def test_the_corruption_is_exact_per_source_seeded_and_recorded():
