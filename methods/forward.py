@@ -59,7 +59,8 @@ def forward_hypergradient(
     exact_gradient = hvp != "finite_difference"  # its gradient is the mean of two at w +- eps d, not train()'s
     for t in range(problem.steps):
         batch = problem.batch(t)
-        g = None
+        # finite-difference products give the mean of two gradients, not train()'s: the training gradient here
+        g = None if exact_gradient else loss_gradient(problem, w, batch) + lam * w
         for k in entries:
             g_data, h = gradient_and_hvp(problem, w, batch, z[k], hvp)
             if g is None and exact_gradient:
@@ -72,7 +73,7 @@ def forward_hypergradient(
             u[k] = gamma * u[k] - (1 - gamma) * dg
             if k == 1:
                 u[k] = u[k] + gamma * (1 - gamma) * (v + g)
-        if g is None:  # nothing tuned (plain training), or finite-difference products: the training gradient
+        if g is None:  # nothing tuned (plain training): the training gradient
             g = loss_gradient(problem, w, batch) + lam * w
         v = gamma * v - (1 - gamma) * g
         w = w + alpha * v

@@ -61,7 +61,7 @@ def update(
 ) -> Step:
     """One momentum-SGD step from (w_t, v_t) with step t's unpenalised gradient ``g_data``: the
     arithmetic of ``bench.training.sgd_steps``."""
-    alpha, gamma, l2 = Hyperparameters.from_tensor(theta).values()
+    alpha, gamma, l2 = Hyperparameters.from_tensor(theta, len(problem.loss_names)).values()  # weights: fixed
     lam = penalty(problem, l2)
     g = g_data + lam * w
     v_next = gamma * v - (1 - gamma) * g
@@ -74,15 +74,15 @@ def one_step_hypergradient(
     """d/dtheta_t of the one-step losses (see the module): entries 0, 1 from ``g_next``, the
     penalised training gradient at w_{t+1} (l2_t); entries 2.. from ``validation_gradient`` at
     w_{t+1}, zero when it is ``None`` (a step without a validation gradient)."""
-    alpha, gamma, l2 = Hyperparameters.from_tensor(step.theta).values()
-    out = torch.zeros_like(step.theta)
+    alpha, gamma, l2 = Hyperparameters.from_tensor(step.theta, len(problem.loss_names)).values()
+    out = torch.zeros_like(step.theta)  # loss weights (fixed: online does not tune them) get 0
     out[0] = alpha * (g_next @ step.v_next)
     out[1] = alpha * gamma * (1 - gamma) * (g_next @ (step.v + step.g))
     if validation_gradient is not None:
         groups = problem.l2_groups
         per_weight = validation_gradient * step.w * (groups >= 0)
         per_group = step.w.new_zeros(len(l2)).index_add_(0, groups.clamp(min=0), per_weight)
-        out[2:] = -alpha * (1 - gamma) * l2 * per_group
+        out[2 : 2 + len(l2)] = -alpha * (1 - gamma) * l2 * per_group
     return out
 
 
@@ -161,6 +161,6 @@ class OnlineHypergradient(HypergradientDescent):
         evaluation = super().evaluate(task, config, seed)
         if "theta_next" not in evaluation.metrics or not bool(torch.isfinite(self.last.theta_next).all()):
             return evaluation  # a retraining, or a diverged run
-        alpha, gamma, l2 = Hyperparameters.from_tensor(self.last.theta_next).values()
+        alpha, gamma, l2 = self.hyperparameters(self.last.theta_next).values()
         final = {"final_learning_rate": alpha, "final_momentum": gamma, "final_l2": math.exp(float(l2.log().mean()))}
         return replace(evaluation, metrics={**evaluation.metrics, **final})

@@ -2,7 +2,8 @@
 on labels of which a part is wrong, with one training-loss weight per group of examples to tune.
 
 The training set is the first ``train_images`` images of the dataset's training split (Fashion-MNIST
-at CPU size: 5,000; ``digits`` as the fast fallback), cut into K = len(``corruption``) contiguous
+at CPU size: 5,000; ``task.dataset=digits task.train_images=null`` for a fast offline variant of
+1,000, never chosen unasked), cut into K = len(``corruption``) contiguous
 **sources** of (nearly) equal size. Source k has ``corruption[k]`` of its labels replaced: exactly
 round(rate x size) examples, drawn without replacement, each given a class drawn uniformly from the
 nine wrong ones, by a generator seeded with ``corruption_seed`` (the same corrupted set for every
@@ -24,13 +25,15 @@ default 1: the plain training) and offered to every method as one entry per grou
 
 Each grouping nests in the next finer one (a source's blocks at D = c D' are its blocks at D' cut c
 ways, and every block lies in one source), so every coarser configuration can be written at a finer
-granularity and trains identically (``expand``). The model: softmax regression, as in Franceschi et
-al. (``layers: []``), or the MLP of ``tasks.mnist_mlp`` (``layers: [50]``, ...). Objective: the
+granularity, each group given its source's (or block's) weight, and trains identically. The model:
+softmax regression, as in Franceschi et al. (``layers: []``), or the MLP of ``tasks.mnist_mlp``
+(``layers: [50]``, ...). Objective: the
 clean validation set's cross-entropy; test metric: test error (%). Also recorded: validation error,
-the training loss on the corrupted labels, and the mean weight on clean and on corrupted examples.
+the training loss on the corrupted labels, and the training error on the clean labels.
 
-``oracle_config`` is the configuration that weighs clean examples 1 and corrupted ones 0 (at
-``per_example``, or wherever the groups separate them), from the corruption record.
+``oracle_config`` (with ``task.loss_weights=tuned``) is the configuration that weighs clean examples 1
+and corrupted ones 0 (at ``per_example``, or wherever the groups separate them), from the corruption
+record; ``task.loss_weights=oracle`` fixes the space's weights there.
 """
 
 from __future__ import annotations

@@ -91,6 +91,20 @@ def test_forward_mode_equals_the_exact_reverse_pass(kind):
     assert only.cost_steps == problem.steps * 2 * 2
 
 
+def test_forward_mode_with_finite_difference_products_approximates_the_exact_pass_momentum_included():
+    """hvp="finite_difference": the tangents' products by central differences, the training step from
+    the true gradient (computed before the tangents, which the momentum tangent reads)."""
+    problem, h = tanh_problem(steps=7), hyper(0.3, 0.6, [1e-2, 3e-3])
+    exact = exact_hypergradient(problem, h)
+    forward = forward_hypergradient(problem, h, hvp="finite_difference")
+    assert torch.equal(forward.w_final, exact.w_final)  # the same training, bit for bit
+    torch.testing.assert_close(forward.gradient, exact.gradient, rtol=1e-5, atol=1e-9)
+    only_momentum = forward_hypergradient(
+        problem, h, tuned=torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=F64), hvp="finite_difference"
+    )
+    torch.testing.assert_close(only_momentum.gradient[1], exact.gradient[1], rtol=1e-5, atol=1e-9)
+
+
 # ------------------------------------------------------------------------------ implicit
 def ridge_problem(steps: int = 3000, n: int = 40, d: int = 5) -> tuple[TrainingProblem, torch.Tensor, torch.Tensor]:
     """Linear regression with two L2 groups (features 0-2, 3-4), full-batch training: momentum SGD

@@ -239,3 +239,17 @@ def test_forward_mode_refuses_more_tangents_than_its_limit_before_the_run_in_one
         build(bench_config(*overrides, "task.loss_granularity=per_example"))
     assert str(error.value).startswith("method.max_tangents=64: forward mode carries a tangent per tuned")
     assert "this space tunes 1003;" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_online_runs_with_the_weights_fixed_and_reports_its_own_l2_alone():
+    """With task.loss_weights=ones the space fixes the weights, so online may run: theta carries them
+    unchanged at its end, and final_l2 is the L2 penalty's alone."""
+    overrides = [*DIGITS[:1], *DIGITS[2:], "+task.space.iterations.fixed=10", "task.loss_weights=ones"]
+    experiment = build(bench_config(*overrides, "method=online_hypergrad", "method.validation_every=2"))
+    method, task = experiment.method, experiment.task
+    (config,) = method.ask(1)
+    evaluation = method.evaluate(task, config, seed=0)
+    theta_next = evaluation.metrics["theta_next"]
+    assert len(theta_next) == 3 + 10 and theta_next[3:] == [1.0] * 10  # the fixed weights stay where they are
+    assert theta_next[2] != math.log(config["l2"])  # the L2 penalty moved
+    assert evaluation.metrics["final_l2"] == pytest.approx(math.exp(theta_next[2]))
