@@ -150,6 +150,10 @@ class SearchSpace:
         """The names the declared entry ``name`` became: its groups (``grouped``), or itself."""
         return self.groups.get(name, (name,))
 
+    def declares(self, name: str) -> bool:
+        """Whether ``name`` is a declared entry: one of the names, or a grouped entry (``l2``)."""
+        return name in self.names or name in self.groups
+
     def declared(self, name: str) -> str:
         """The declared entry a name comes from (``l2`` for ``l2_layer_0``)."""
         return self._declared.get(name, name)

@@ -403,7 +403,7 @@ class HypergradientDescent:
         if reverse_points is not None and reverse_points < 1:
             raise BenchError(f"method.reverse_points={reverse_points}: must be at least 1, or null for K = T")
         name = type(self).__name__
-        missing = [n for n in CONTINUOUS if n not in space.names and n not in space.groups]
+        missing = [n for n in CONTINUOUS if not space.declares(n)]
         if missing:
             raise BenchError(
                 f"method {name} tunes {', '.join(CONTINUOUS)}; the task's space lacks {', '.join(missing)}"
@@ -411,7 +411,7 @@ class HypergradientDescent:
         untunable = list(dict.fromkeys(space.declared(n) for n in space.tuned if space.declared(n) not in self.TUNES))
         if untunable:
             fixes = " ".join(f"+task.space.{n}.fixed={space.default[space.members(n)[0]]!r}" for n in untunable)
-            tunable = [n for n in self.TUNES if n in space.names or n in space.groups]  # what this space declares
+            tunable = [n for n in self.TUNES if space.declares(n)]
             raise BenchError(
                 f"method {name} tunes only {', '.join(tunable)}{self.WHY}, but the task's space also tunes "
                 f"{', '.join(untunable)}: fix them for every method alike, e.g. {fixes}"
@@ -422,7 +422,7 @@ class HypergradientDescent:
         self.trajectory_memory_mb = trajectory_memory_mb
         self.tuned = tuple(n for n in CONTINUOUS if space.members(n)[0] in space.tuned)
         self.l2_names = space.members("l2")  # one per L2 group of the task, the space's names for them
-        declared = [n for n in LOSS_HYPERPARAMETERS if n in space.names or n in space.groups]
+        declared = [n for n in LOSS_HYPERPARAMETERS if space.declares(n)]
         self.loss_names = space.members(declared[0]) if declared else ()  # one per loss group of the task
         self.tuned += tuple(n for n in declared if space.members(n)[0] in space.tuned)
         logged = [d.name for d in space.dimensions if d.name in self.loss_names and d.prior != "uniform"]

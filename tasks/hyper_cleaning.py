@@ -171,8 +171,7 @@ class HyperCleaningTask(MnistMLPTask):
 
     # ------------------------------------------------------------------ loss weights
     def loss_weights(self, configs: Sequence[Config]) -> torch.Tensor:
-        names = self.space.members("loss_weight")
-        return torch.tensor([[float(c[n]) for n in names] for c in configs], dtype=self.dtype, device=self.device)
+        return self.grouped_values(configs, "loss_weight")
 
     def training_problem(self, config: Config, seed: int, l2_granularity: str | None = None) -> TrainingProblem:
         """``MnistMLPTask``'s problem on the corrupted labels, trained on the weighted mean of the

@@ -111,7 +111,12 @@ class MnistMLPTask:
 
     def l2(self, configs: Sequence[Config]) -> torch.Tensor:
         """``(q, G)``: each configuration's L2 penalty per group, in the space's order."""
-        names = self.space.members("l2")
+        return self.grouped_values(configs, "l2")
+
+    def grouped_values(self, configs: Sequence[Config], name: str) -> torch.Tensor:
+        """``(q, groups)``: each configuration's values of the declared entry ``name``, one per group
+        in the space's order, in the task's dtype and device."""
+        names = self.space.members(name)
         return torch.tensor([[float(c[n]) for n in names] for c in configs], dtype=self.dtype, device=self.device)
 
     # ------------------------------------------------------------------ protocol

@@ -60,6 +60,8 @@ from bench.errors import BenchError
 from bench.perf.common import at_least, fail, hypergradient_experiment, progress, whole_numbers, write_records
 from bench.provenance import provenance
 
+TRAIN_IMAGES = {"fashion_mnist": 5000, "digits": 1000}
+"""``--dims``: hyper_cleaning's training examples per ``--dataset`` (digits: all it has), the largest d."""
 MIN_REPEAT_SECONDS = 0.5
 """A repeat of a shorter call times ``ceil(min_seconds / first call)`` calls and reports their mean."""
 
@@ -155,7 +157,7 @@ def hypergradient_cost(
     if dims is None:
         task_overrides = ["task=bikeshare", "task.l2_granularity=per_layer"]
     else:
-        n = 1000 if dataset == "digits" else 5000
+        n = TRAIN_IMAGES[dataset]
         task_overrides = [
             "task=hyper_cleaning",
             f"task.dataset={dataset}",
@@ -338,7 +340,7 @@ def main(args: argparse.Namespace) -> int:
         return fail(f"--min-seconds {args.min_seconds}: give zero or more seconds")
     dims = None if args.dims is None else whole_numbers(args.dims, "--dims")
     for d in dims or []:  # each d a granularity of the task's examples, checked before any process starts
-        loss_granularity(d, 1000 if args.dataset == "digits" else 5000)
+        loss_granularity(d, TRAIN_IMAGES[args.dataset])
     records = hypergradient_costs(steps, args.hidden, args.repeats, args.device, args.min_seconds, dims, args.dataset)
     machine = provenance()
     if dims is not None:
