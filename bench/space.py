@@ -65,6 +65,7 @@ class SearchSpace:
         self.names: list[str] = list(order) if order is not None else [*self.tuned, *self.fixed]
         if len(set(self.names)) != len(self.names) or sorted(self.names) != sorted([*self.tuned, *self.fixed]):
             raise BenchError(f"search space has repeated names: {self.names}")
+        self._known = frozenset(self.names)  # membership at d = 5,000 entries: a list scan per name was O(d^2)
         self._width = [len(d.categories) if isinstance(d, Categorical) else 1 for d in self.dimensions]
         self.default: Config = self.check({**default, **self.fixed}, where="default")
         self.groups: dict[str, tuple[str, ...]] = {name: tuple(members) for name, members in (groups or {}).items()}
@@ -97,7 +98,7 @@ class SearchSpace:
         with the entry's type, bounds, scale, default and fixed value, in the entry's place: how a
         task offers one L2 penalty per group of weights to every method alike. One group keeps the
         entry as it is (its name included)."""
-        if name not in self.names:
+        if name not in self._known:
             raise BenchError(f"cannot group {name!r}: the space has no such entry; it has {', '.join(self.names)}")
         if len(groups) <= 1:
             return self
@@ -152,7 +153,7 @@ class SearchSpace:
 
     def declares(self, name: str) -> bool:
         """Whether ``name`` is a declared entry: one of the names, or a grouped entry (``l2``)."""
-        return name in self.names or name in self.groups
+        return name in self._known or name in self.groups
 
     def declared(self, name: str) -> str:
         """The declared entry a name comes from (``l2`` for ``l2_layer_0``)."""
@@ -194,7 +195,7 @@ class SearchSpace:
         or raise naming what is outside the space. Fixed hyperparameters may be left out; if given,
         they must have their fixed value."""
         missing = [n for n in self.tuned if n not in config]
-        extra = [n for n in config if n not in self.names]
+        extra = [n for n in config if n not in self._known]
         if missing or extra:
             raise BenchError(
                 f"{where}: keys {sorted(config)} do not match the space {self.names}"
