@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy as _copy
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -103,7 +104,7 @@ class SearchSpace:
         if len(groups) <= 1:
             return self
         members = tuple(f"{name}_{group}" for group in groups)
-        taken = sorted(set(members) & set(self.names)) or sorted({m for m in members if members.count(m) > 1})
+        taken = sorted(set(members) & self._known) or sorted(m for m, n in Counter(members).items() if n > 1)
         if taken:
             raise BenchError(f"cannot group {name!r}: the names {taken[:3]} are taken or repeated")
         dimensions = []
