@@ -23,11 +23,12 @@ from omegaconf import DictConfig, OmegaConf
 from bench import config as schema
 from bench.budget import Budget
 from bench.build import Experiment, build, run_meta
-from bench.errors import BenchError, RunFailed
+from bench.errors import BenchError, RunFailed, Unsupported
 from bench.fidelity import PAUSED_DIR, PausedTrainings
-from bench.records import RUN_FILE, TRIALS_JSONL, RunResult, Trial
+from bench.preflight import records_unsupported
+from bench.records import REFUSED_FILE, RUN_FILE, TRIALS_JSONL, RunResult, Trial
 from bench.runner import run
-from bench.store import RunStore, check_folder, discard_unstarted
+from bench.store import RunStore, check_folder, discard_unstarted, write_json
 
 log = logging.getLogger("bench")
 
@@ -43,10 +44,16 @@ def job(cfg: DictConfig) -> float | None:
         experiment = build(cfg, job_number)
         meta = run_meta(cfg, experiment, list(hydra_cfg.overrides.task))
         recorded = check_folder(out, meta, cfg.resume)
+    except Unsupported as refused:
+        if hydra_cfg.mode != RunMode.MULTIRUN or not records_unsupported(cfg) or (out / RUN_FILE).exists():
+            raise
+        record_refused(out, cfg, list(hydra_cfg.overrides.task), refused)
+        return None
     except BenchError:
         if not (out / RUN_FILE).exists():
             discard_unstarted(out, hydra_cfg.job.name)
         raise
+    (out / REFUSED_FILE).unlink(missing_ok=True)  # refused before, runs now (a resumed sweep, a method that learnt)
     if recorded is not None and recorded.get("status") == "completed":
         log.info("%s: completed before, kept as it is -> %s", recorded["run_id"], out)
         return (recorded.get("incumbent") or {}).get("objective")
@@ -77,6 +84,21 @@ def job(cfg: DictConfig) -> float | None:
     summary = store.finish(result, "completed")
     log.info("%s", describe_run(summary, out))
     return None if result.incumbent is None else result.incumbent.evaluation.objective
+
+
+def record_refused(out: Path, cfg: DictConfig, overrides: list[str], refused: Unsupported) -> None:
+    """Record a sweep job whose method cannot tune its task (``unsupported=record``): ``refused.json``
+    in its folder, read by the report, which lists it beside the table."""
+    record = {
+        "status": "refused",
+        "task": str(cfg.task.get("name")),
+        "method": str(cfg.method.get("name")),
+        "seed": cfg.seed,
+        "overrides": overrides,
+        "reason": str(refused),
+    }
+    write_json(out / REFUSED_FILE, record)
+    log.warning("%s, seed %d: unsupported, recorded as refused -> %s: %s", record["method"], cfg.seed, out, refused)
 
 
 def _tune(experiment: Experiment, store: RunStore, history: list[Trial], progress: bool) -> RunResult:

@@ -27,7 +27,7 @@ from bench.identity import digest, experiment_identity
 from bench.numerics import mode, numerics
 from bench.protocols import FidelityMethod, Method, Task, method_kind, missing_members
 from bench.provenance import provenance
-from bench.runner import RunSettings
+from bench.runner import RunSettings, check_differentiable
 from bench.space import SearchSpace
 
 
@@ -71,6 +71,7 @@ def build(cfg: DictConfig, job_number: int | None = None) -> Experiment:
         raise BenchError(f"task._target_={task_options['_target_']}: lacks {', '.join(missing)} of the Task protocol")
     # the task's space: a task may expand an entry into groups (task.l2_granularity), which every method sees alike
     method = _component(OmegaConf.to_container(cfg.method, resolve=True), "method", space=task.space, seed=cfg.seed)
+    check_differentiable(task, method)
     if isinstance(method, FidelityMethod):
         check_fidelity(task, str(cfg.method.get("name")))
         check_untimed(settings.trial_timeout_s, f"method={cfg.method.get('name')}")

@@ -45,6 +45,7 @@ class Config:
     progress: bool = True
     trial_timeout_s: Optional[float] = None  # noqa: UP045  # a trial running longer fails (bench.runner)
     resume: bool = False  # continue the unfinished run(s) in the output directory (bench.store)
+    unsupported: str = "refuse"  # refuse | record: a sweep job whose method cannot tune its task (bench.preflight)
     vectorise: bool = True  # a batch (batch_size > 1) of a task that can: one vectorised training
     paper: Optional[dict[str, Any]] = None  # noqa: UP045  # a paper table the sweep's report adds (conf/paper/)
 

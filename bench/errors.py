@@ -19,6 +19,13 @@ class BenchError(Exception):
         super().__init__(" ".join(message.split()))
 
 
+class Unsupported(BenchError):
+    """A method that cannot tune this task or space: a limit of the method (forward mode's tangents,
+    full CMA-ES's dimensions, a hypergradient member on a task it cannot differentiate), not a bad
+    value. A run refuses it in one line like any ``BenchError``; a sweep with ``unsupported=record``
+    records the cell as refused (``refused.json`` in its folder) and runs the rest."""
+
+
 USER_ERRORS = (BenchError, HydraException, OmegaConfBaseException)
 """Errors caused by what the user typed or configured: printed in one line, no traceback."""
 

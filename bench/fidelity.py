@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from bench.budget import Budget, Spent
-from bench.errors import BenchError
+from bench.errors import BenchError, Unsupported
 from bench.files import write_atomically
 from bench.protocols import Evaluation, FidelityMethod, FidelityTask, PausedTraining, Rung, Task
 from bench.space import Config
@@ -185,12 +185,12 @@ class FidelityRun:
 def check_fidelity(task: Task, method: str) -> FidelityTask:
     """``task``, if a multi-fidelity method can run on it; else a one-line error saying why."""
     if not isinstance(task, FidelityTask):
-        raise BenchError(
+        raise Unsupported(
             f"method {method} trains configurations part of the way and needs a fidelity task (one with "
             f"train_to() and full_fidelity); task {type(task).__name__} is not"
         )
     if task.full_fidelity is None:
-        raise BenchError(
+        raise Unsupported(
             f"method {method} needs one training length for every configuration; task {type(task).__name__}'s space "
             "tunes it: fix it (e.g. +task.space.iterations.fixed=N, or task.space.epochs and task.space.batch_size)"
         )

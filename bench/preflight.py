@@ -22,11 +22,14 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
 from bench.build import build, run_meta
-from bench.errors import USER_ERRORS, BenchError, LaunchRejected, describe
-from bench.records import RUN_FILE, TRIALS_JSONL
+from bench.errors import USER_ERRORS, BenchError, LaunchRejected, Unsupported, describe
+from bench.records import REFUSED_FILE, RUN_FILE, TRIALS_JSONL, cells
 from bench.store import check_folder
 
 log = logging.getLogger("bench")
+
+UNSUPPORTED = ("refuse", "record")
+"""``unsupported=``: what a sweep does with a job whose method cannot tune its task."""
 
 
 class Preflight(Callback):
@@ -34,18 +37,39 @@ class Preflight(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         with _rejecting():
+            records_unsupported(config)  # checked in a single run too: a sweep option, but a typo all the same
             check_job(config, None)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         with _rejecting():
+            recording = records_unsupported(config)
             jobs = sweep_jobs(config)
             if jobs is None:  # a sweeper that picks jobs as it goes: check the base configuration
                 build(config)
                 return
             loader = GlobalHydra.instance().config_loader()
-            for number, overrides in enumerate(jobs):
-                check_job(loader.load_sweep_config(config, overrides), number)
+            refused: dict[str, str] = {}  # cell -> why (seeds folded)
+            for number, (overrides, where) in enumerate(zip(jobs, cells(jobs), strict=True)):
+                try:
+                    check_job(loader.load_sweep_config(config, overrides), number)
+                except Unsupported as error:
+                    if not recording:
+                        raise BenchError(f"{error} (a sweep that should run the rest: unsupported=record)") from None
+                    refused.setdefault(where, str(error))
+            if refused and len(refused) == len(set(cells(jobs))):
+                raise BenchError(f"every job of the sweep is unsupported; first: {next(iter(refused.values()))}")
         log.info("pre-flight: %d job configuration(s) checked", len(jobs))
+        for where, why in refused.items():
+            log.warning("pre-flight: %s is unsupported, recorded as refused (%s): %s", where, REFUSED_FILE, why)
+
+
+def records_unsupported(config: DictConfig) -> bool:
+    """Whether a sweep records its unsupported cells as refused (``unsupported=record``) rather than
+    refusing to start (``refuse``)."""
+    value = config.get("unsupported", "refuse")
+    if value not in UNSUPPORTED:
+        raise BenchError(f"unsupported={value!r}: allowed: {', '.join(UNSUPPORTED)}")
+    return value == "record"
 
 
 def check_job(config: DictConfig, number: int | None) -> None:

@@ -20,7 +20,7 @@ import json
 import logging
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
 TRIALS_JSONL = "trials.jsonl"
 TRIALS_PARQUET = "trials.parquet"
+REFUSED_FILE = "refused.json"
+"""A sweep job's record that its method cannot tune its task (``bench.errors.Unsupported``), written
+in place of a run when the sweep has ``unsupported=record``: task, method, seed, overrides, reason."""
 
 CLOCK_COLUMNS = ("cost_seconds", "ask_seconds", "cumulative_seconds", "metrics.hypergradient_seconds")
 """Trial-table columns that read a clock: two runs of one command differ there (and in ``run_id``)
@@ -206,6 +209,25 @@ def comparable(trials: pd.DataFrame) -> pd.DataFrame:
     the same command (or a resumed run and an uninterrupted one) must share exactly."""
     dropped = [c for c in (*CLOCK_COLUMNS, "run_id") if c in trials]
     return trials.drop(columns=dropped).sort_values("trial").reset_index(drop=True)
+
+
+def cells(jobs: Sequence[Sequence[str]]) -> list[str]:
+    """Each sweep job's cell: its overrides without the seed and without those every job shares
+    (``["method=cmaes experiment=d5000", ...]``), one per job, in order."""
+    kept = [[o for o in job if o.split("=", 1)[0].lstrip("+~") != "seed"] for job in jobs]
+    shared = set.intersection(*map(set, kept)) if len(kept) > 1 else set()
+    return [" ".join(o for o in job if o not in shared) or "the base configuration" for job in kept]
+
+
+def read_refused(root: Path) -> list[dict[str, Any]]:
+    """Every refused cell's record under ``root`` (``REFUSED_FILE``), sorted by folder."""
+    found = []
+    for path in sorted(Path(root).rglob(REFUSED_FILE)):
+        try:
+            found.append({**json.loads(path.read_text(encoding="utf-8")), "directory": str(path.parent)})
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise BenchError(f"{path}: not a valid refusal record ({error}); move its folder away") from None
+    return found
 
 
 def read_meta(directory: Path) -> dict[str, Any]:

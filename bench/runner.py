@@ -61,7 +61,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.budget import Budget, Spent
-from bench.errors import BenchError
+from bench.errors import BenchError, Unsupported
 from bench.evaluations import Evaluate, EvaluateBatch, evaluate_all, evaluate_once, in_worker
 from bench.fidelity import FidelityRun, PausedTrainings, check_untimed
 from bench.protocols import (
@@ -260,16 +260,22 @@ def run(
     return result
 
 
+def check_differentiable(task: Task, method: Method) -> None:
+    """A one-line refusal of a method that trains through the training loop on a task it cannot
+    differentiate (checked when the run is built, and again here for a caller of ``run``)."""
+    if isinstance(method, TrainingLoopMethod) and not isinstance(task, DifferentiableTask):
+        raise Unsupported(
+            f"method {type(method).__name__} tunes through the training loop and needs a differentiable "
+            f"task (one with training_problem()); task {type(task).__name__} is not"
+        )
+
+
 def _evaluators(task: Task, method: Method, settings: RunSettings) -> tuple[Evaluate, EvaluateBatch | None]:
     """How one configuration is evaluated (the task, or a method that trains itself; in a worker
     under a timeout) and, where a batch trains as one vectorised run, how a batch is."""
     trains_itself = isinstance(method, TrainingLoopMethod)
     if trains_itself:
-        if not isinstance(task, DifferentiableTask):
-            raise BenchError(
-                f"method {type(method).__name__} tunes through the training loop and needs a differentiable "
-                f"task (one with training_problem()); task {type(task).__name__} is not"
-            )
+        check_differentiable(task, method)
         evaluate: Evaluate = functools.partial(method.evaluate, task)
     else:
         evaluate = task.evaluate

@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from bench.errors import BenchError
+from bench.errors import BenchError, Unsupported
 from bench.protocols import TrainingProblem
 from bench.space import SearchSpace
 from bench.training import loss_gradient, loss_weight_gradient, penalty, validation_loss_gradient
@@ -110,7 +110,7 @@ class ForwardHypergradient(HypergradientDescent):
         if not (isinstance(max_tangents, int) and max_tangents >= 1):
             raise BenchError(f"method.max_tangents={max_tangents!r}: must be a whole number, 1 or more")
         if len(space.tuned) > max_tangents:
-            raise BenchError(
+            raise Unsupported(
                 f"method.max_tangents={max_tangents}: forward mode carries a tangent per tuned hyperparameter, each "
                 f"a Hessian-vector product per training step, and this space tunes {len(space.tuned)}; use a "
                 "reverse-mode member (drmad, exact_hypergrad, truncated_hypergrad) or raise method.max_tangents"

@@ -67,7 +67,7 @@ from typing import Any
 import torch
 from torch.func import grad, jvp
 
-from bench.errors import BenchError
+from bench.errors import BenchError, Unsupported
 from bench.protocols import (
     HYPERGRADIENT_HYPERPARAMETERS,
     LOSS_HYPERPARAMETERS,
@@ -405,14 +405,14 @@ class HypergradientDescent:
         name = type(self).__name__
         missing = [n for n in CONTINUOUS if not space.declares(n)]
         if missing:
-            raise BenchError(
+            raise Unsupported(
                 f"method {name} tunes {', '.join(CONTINUOUS)}; the task's space lacks {', '.join(missing)}"
             )
         untunable = list(dict.fromkeys(space.declared(n) for n in space.tuned if space.declared(n) not in self.TUNES))
         if untunable:
             fixes = " ".join(f"+task.space.{n}.fixed={space.default[space.members(n)[0]]!r}" for n in untunable)
             tunable = [n for n in self.TUNES if space.declares(n)]
-            raise BenchError(
+            raise Unsupported(
                 f"method {name} tunes only {', '.join(tunable)}{self.WHY}, but the task's space also tunes "
                 f"{', '.join(untunable)}: fix them for every method alike, e.g. {fixes}"
             )

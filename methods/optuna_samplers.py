@@ -39,7 +39,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import TrialState, create_trial
 from skopt.space import Categorical, Integer
 
-from bench.errors import BenchError
+from bench.errors import BenchError, Unsupported
 from bench.space import Config, SearchSpace
 from methods.model_based import ModelBasedMethod, check_noise_std
 
@@ -205,7 +205,7 @@ class OptunaCmaEs(OptunaSampler):
             raise BenchError(f"method.popsize={popsize!r}: must be a whole number of at least 2, or null")
         numeric = sum(not isinstance(dim, Categorical) for dim in space.dimensions)
         if not use_separable_cma and numeric > self.FULL_MAX_DIMENSIONS:
-            raise BenchError(
+            raise Unsupported(
                 f"method=cmaes with a full covariance: {numeric} numeric hyperparameters, allowed at most "
                 f"{self.FULL_MAX_DIMENSIONS} (an ask takes about 23 s at 512); set method.use_separable_cma=true"
             )

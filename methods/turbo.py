@@ -35,7 +35,7 @@ from botorch.models import SingleTaskGP
 from scipy.stats import qmc
 from skopt.space import Categorical
 
-from bench.errors import BenchError
+from bench.errors import BenchError, Unsupported
 from bench.protocols import Evaluation
 from bench.space import Config, SearchSpace
 from methods.gp import DTYPE, GPBayesOpt, Scorer
@@ -64,7 +64,7 @@ class TuRBO(GPBayesOpt):
         categorical = [dim.name for dim in space.dimensions if isinstance(dim, Categorical)]
         if categorical:
             fixes = " ".join(f"+task.space.{name}.fixed={space.default[name]!r}" for name in categorical)
-            raise BenchError(
+            raise Unsupported(
                 f"method turbo moves a box over numeric hyperparameters; the space tunes the categorical "
                 f"{', '.join(categorical)}: fix them, e.g. {fixes}"
             )

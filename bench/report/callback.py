@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from bench import files
 from bench.errors import BenchError, RunFailed
 from bench.preflight import sweep_folders
-from bench.records import RUN_FILE, read_meta
+from bench.records import REFUSED_FILE, RUN_FILE, read_meta
 
 log = logging.getLogger("bench")
 
@@ -56,10 +56,13 @@ class SweepReport(Callback):
 
 
 def unfinished_jobs(folders: list[Path]) -> dict[Path, str]:
-    """The sweep's jobs that left no finished run (completed or failed): folder -> ``killed while
-    running`` (cancelled, requeued too often, out of memory), ``interrupted`` or ``not started``."""
+    """The sweep's jobs that left no finished run (completed or failed) and were not refused as
+    unsupported: folder -> ``killed while running`` (cancelled, requeued too often, out of memory),
+    ``interrupted`` or ``not started``."""
     found = {}
     for folder in folders:
+        if (folder / REFUSED_FILE).exists() and not (folder / RUN_FILE).exists():
+            continue  # its method cannot tune its task: listed by the report as refused
         status = read_meta(folder).get("status") if (folder / RUN_FILE).exists() else "not started"
         status = "killed while running" if status == "running" else status  # its process ended without closing it
         if status not in ("completed", "failed"):

@@ -26,7 +26,7 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.identity import canonical, digest, flatten, run_identity
-from bench.records import RUN_FILE, TRIALS_JSONL, TRIALS_PARQUET, read_meta, read_trials_jsonl
+from bench.records import RUN_FILE, TRIALS_JSONL, TRIALS_PARQUET, cells, read_meta, read_refused, read_trials_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,23 @@ def unfinished_runs(root: Path, counted: pd.DataFrame | None = None) -> list[str
         if meta.get("status") != "completed" and meta.get("run_id") not in ids:
             phrases.append(f"{directory} ({meta.get('status')}, {len(read_trials(directory))} trials on disk)")
     return phrases
+
+
+def refused_cells(root: Path) -> list[str]:
+    """The sweep cells under ``root`` refused as unsupported (``unsupported=record``), one phrase per
+    cell, its seeds folded: ``"method=cmaes experiment=d5000 (10 seeds): method=cmaes with ..."``."""
+    refused = read_refused(root)
+    if not refused:
+        return []
+    ran = [read_meta(directory).get("overrides") or [] for directory in find_runs(root)]
+    names = cells([*ran, *(record.get("overrides") or [] for record in refused)])[len(ran) :]
+    found: dict[str, list[dict[str, Any]]] = {}
+    for name, record in zip(names, refused, strict=True):
+        found.setdefault(name, []).append(record)
+    return [
+        f"{name} ({len(records)} seed{'s' if len(records) > 1 else ''}): {records[0].get('reason')}"
+        for name, records in found.items()
+    ]
 
 
 def _run_row(directory: Path, meta: Mapping[str, Any], trials: pd.DataFrame) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import pandas as pd
 from bench.errors import BenchError
 from bench.records import NOTHING_LEFT
 from bench.report import scores
-from bench.report.load import setting_order, unfinished_runs
+from bench.report.load import refused_cells, setting_order, unfinished_runs
 from bench.report.render import names, number, p_value, rate, render, with_iqr
 
 SHORT = 0.9
@@ -191,4 +191,7 @@ def runs_line(runs: pd.DataFrame, root: Path) -> str:
             f" Not counted, as they did not complete: {'; '.join(left_out)}; their trials stay readable, and "
             "the same command with resume=true continues them."
         )
+    refused = refused_cells(root)
+    if refused:
+        line += f" Refused before running, the method unable to tune the cell: {'; '.join(refused)}."
     return line

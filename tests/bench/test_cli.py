@@ -73,6 +73,17 @@ CASES = [
     (["budget.seconds=-1"], "error: budget.seconds=-1.0: must be a positive number of seconds, or null for no limit"),
     (["+budget.minutes=3"], "error: budget: unknown key(s) ['minutes']; allowed: evaluations, train_steps, seconds"),
     (["-m", "seed=0,1", "trial_timeout_s=1,0"], "error: trial_timeout_s=0.0: must be a positive number of seconds"),
+    (["unsupported=skip"], "error: unsupported='skip': allowed: refuse, record"),
+    (
+        ["-m", "method=random,drmad", "seed=0"],
+        "error: method DrMAD tunes only learning_rate, momentum, l2, but the task's space also tunes iterations, "
+        "hidden_nodes: fix them for every method alike, e.g. +task.space.iterations.fixed=20 "
+        "+task.space.hidden_nodes.fixed=2 (a sweep that should run the rest: unsupported=record)",
+    ),
+    (
+        ["-m", "method=drmad,exact_hypergrad", "seed=0", "unsupported=record"],
+        "error: every job of the sweep is unsupported; first: method DrMAD tunes only",
+    ),
 ]
 if not torch.cuda.is_available():
     CASES.append((["device=cuda"], "error: device=cuda: no CUDA device is visible on this machine"))
