@@ -25,7 +25,7 @@ import pandas as pd
 from bench.errors import BenchError
 from bench.report import scores
 from bench.report.analysis import UNTUNED
-from bench.report.papers import PaperTable
+from bench.report.papers import FIGURE, PaperTable
 from bench.report.stats import wilcoxon_p
 
 TASK = "hyper_cleaning"
@@ -121,7 +121,32 @@ def value_of_d(runs: pd.DataFrame, trials: pd.DataFrame) -> PaperTable:
         pd.DataFrame(claims),
         note,
         pd.DataFrame(detail),
+        figure=value_of_d_figure(tuned, bounds),
+        figure_title="The value of d: each method against the number of loss weights it tunes (median, IQR band); "
+        "dashed: the rows that bound the answer",
+        figure_x="d: loss weights tuned (log scale)",
+        lead=True,
     )
+
+
+PANELS = {"final_objective": "retrained validation cross-entropy", "final_test_metric": "test error (%)"}
+
+
+def value_of_d_figure(tuned: pd.DataFrame, bounds: dict) -> pd.DataFrame:
+    """Each tuning method's retrained validation objective and test error against d (the default
+    configuration, at every d the same training, is a level), and the
+    bounding rows (control, default, oracle: their best label) as levels, in ``FIGURE``'s columns."""
+    rows = []
+    for column, panel in PANELS.items():
+        for (label, d), group in tuned[tuned["method"] != UNTUNED].groupby(["label", "d"], sort=True):
+            values = group[column].astype(float)
+            rows.append((panel, label, float(d), values.median(), values.quantile(0.25), values.quantile(0.75)))
+        for name, best in bounds.items():
+            if best is not None:
+                values = best[2][column].astype(float)
+                method = best[0].split("[")[0]  # the label without the task setting the row's name says
+                rows.append((panel, f"{name}: {method}", math.nan, values.median(), math.nan, math.nan))
+    return pd.DataFrame(rows, columns=list(FIGURE))
 
 
 def _best(runs: pd.DataFrame) -> tuple[str, pd.Series, pd.DataFrame] | None:

@@ -10,7 +10,11 @@ A ``PaperTable`` is data: ``claims`` has one row per claim the paper makes (``cl
 ``published``, ``ours``, ``holds``: True, False, or None where the paper gives nothing to check),
 ``detail`` the numbers side by side where the claims alone do not show them, ``source`` where the
 published numbers come from (the paper, its table or its code), ``note`` how ours were computed. The report renders it
-like every other table (``bench.report.render``).
+like every other table (``bench.report.render``). ``figure``, where the table has one: lines against a
+number on a log axis (``FIGURE``: one row per panel, series and x, with the median and its
+interquartile range; a row without x is a level drawn across the panel), drawn by
+``bench.report.plots.paper_figure``. ``lead``: the table answers the question its preset asks, and the
+report shows it first, after the verdict.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from bench.errors import BenchError
 from bench.report.render import holds, render
 
 CLAIMS = ("claim", "published", "ours", "holds")
+FIGURE = ("panel", "series", "x", "median", "q25", "q75")
 
 
 @dataclass
@@ -39,10 +44,16 @@ class PaperTable:
     claims: pd.DataFrame
     note: str = ""
     detail: pd.DataFrame | None = None
+    figure: pd.DataFrame | None = None
+    figure_title: str = ""
+    figure_x: str = ""  # the x axis's label
+    lead: bool = False
 
     def __post_init__(self) -> None:
         if tuple(self.claims.columns) != CLAIMS:
             raise ValueError(f"a paper table's claims have the columns {CLAIMS}; got {tuple(self.claims.columns)}")
+        if self.figure is not None and tuple(self.figure.columns) != FIGURE:
+            raise ValueError(f"a paper table's figure has the columns {FIGURE}; got {tuple(self.figure.columns)}")
 
     def shown_claims(self) -> pd.DataFrame:
         """The claims with ``holds`` as pass, fail or ``-``."""

@@ -247,3 +247,27 @@ def learning_curves(curves: pd.DataFrame, task: str, colours: dict, stem: Path) 
         f"{task}: learning curves of the multi-fidelity runs (grey: stopped early; circled: incumbent)", fontsize=9
     )
     return _save(figure, stem)
+
+
+def paper_figure(table: pd.DataFrame, title: str, x_label: str, stem: Path) -> Path:
+    """A paper table's figure (``bench.report.papers.FIGURE``): one panel per ``panel``, a line per
+    series against x on a log axis with its interquartile band, and each level (a row without x)
+    drawn across the panel as a dashed line."""
+    panels = list(dict.fromkeys(table["panel"]))
+    figure, axes = _grid(len(panels), width=5.2, height=3.8)
+    colours = palette(table["series"])
+    for ax, panel in zip(axes[0], panels, strict=True):
+        rows = table[table["panel"] == panel]
+        for series, line in rows[rows["x"].notna()].groupby("series", sort=False):
+            line = line.sort_values("x")
+            ax.plot(line["x"], line["median"], marker="o", ms=3, color=colours[series], label=series)
+            ax.fill_between(line["x"], line["q25"], line["q75"], color=colours[series], alpha=0.15, lw=0)
+        for _, level in rows[rows["x"].isna()].iterrows():
+            ax.axhline(level["median"], ls="--", lw=1, color=colours[level["series"]], label=level["series"])
+        ax.set_xscale("log")
+        ax.set_xlabel(x_label, fontsize=8)
+        ax.set_title(panel, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    figure.suptitle(title, fontsize=10)
+    return _save(figure, stem)

@@ -45,6 +45,7 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     caption: str = ""
     figures: list[Path] = field(default_factory=list)
+    lead: bool = False  # shown first after the verdict (a paper table that answers its preset's question)
 
     def markdown(self) -> str:
         parts = [f"## {self.title}", *self.paragraphs]
@@ -403,11 +404,16 @@ def paper_section(context: Context) -> Section | None:
     tables = [Table("paper", found.shown_claims(), raw=found.claims)]
     if found.detail is not None:
         tables.append(Table("paper_detail", found.detail))
+    figures = []
+    if found.figure is not None and not found.figure.empty:
+        figures.append(plots.paper_figure(found.figure, found.figure_title, found.figure_x, context.figures / "paper"))
     return Section(
         "paper",
-        f"Beside the paper: {found.title}",
+        found.title if found.lead else f"Beside the paper: {found.title}",
         tables=tables,
         caption=f"Published: {found.source}. {found.note}",
+        figures=figures,
+        lead=found.lead,
     )
 
 
@@ -429,5 +435,7 @@ SECTIONS: list[Callable[[Context], Section | None]] = [
 
 
 def build(context: Context) -> list[Section]:
-    """Every section the data has, drawing its figures into ``context.figures``."""
-    return [section for make in SECTIONS if (section := make(context)) is not None]
+    """Every section the data has, drawing its figures into ``context.figures``: in ``SECTIONS``'s
+    order, except that a leading section (``Section.lead``) comes right after the verdict."""
+    made = [section for make in SECTIONS if (section := make(context)) is not None]
+    return made[:1] + [s for s in made[1:] if s.lead] + [s for s in made[1:] if not s.lead]

@@ -67,3 +67,25 @@ def test_the_value_of_d_pairs_each_d_with_the_control_d1_and_the_oracle_by_seed(
     best = min((tuned, untuned), key=lambda values: np.median(list(values.values())))  # the oracle's best row
     assert f"| {np.median(list(best.values())):.4g} " in rows["oracle"]
     assert "The value of d" in text
+    # the value of d leads the report (after the verdict), with its figure drawn from the same runs
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings[1].startswith("## The value of d"), headings[:3]
+    assert (sweep / "report" / "paper.png").exists() and (sweep / "report" / "paper.svg").exists()
+
+
+def test_the_value_of_d_figure_holds_each_method_at_each_d_and_the_bounds_as_levels(sweep):
+    from bench.report.load import load_runs
+    from papers.hyper_cleaning import value_of_d
+
+    runs, trials = load_runs(sweep)
+    figure = value_of_d(runs, trials).figure
+    validation = figure[figure["panel"] == "retrained validation cross-entropy"]
+    random_d10 = validation[(validation["series"].str.startswith("random")) & (validation["x"] == 10)]
+    expected = final_objectives(sweep, "tuned", "per_source", "random")
+    assert random_d10["median"].tolist() == pytest.approx([np.median(list(expected.values()))])
+    levels = validation[validation["x"].isna()]
+    assert sorted(name.split(":")[0] for name in levels["series"]) == ["control", "default", "oracle"]
+    default = final_objectives(sweep, "ones", None, "default")
+    assert levels[levels["series"].str.startswith("default")]["median"].tolist() == pytest.approx(
+        [np.median(list(default.values()))]
+    )
