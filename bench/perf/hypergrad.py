@@ -56,7 +56,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench.errors import BenchError
+from bench.errors import BenchError, Unsupported
 from bench.perf.common import at_least, fail, hypergradient_experiment, progress, whole_numbers, write_records
 from bench.provenance import provenance
 
@@ -126,6 +126,12 @@ def loss_granularity(d: int, n: int) -> str:
     raise BenchError(f"--dims {d}: allowed 1, 10, a multiple of 10 below n, or n = {n} (the training examples)")
 
 
+def hyper_cleaning_overrides(d: int, dataset: str) -> list[str]:
+    """The overrides of ``task=hyper_cleaning`` on ``dataset`` with d loss weights."""
+    overrides = [f"task.dataset={dataset}", f"task.loss_granularity={loss_granularity(d, TRAIN_IMAGES[dataset])}"]
+    return overrides + (["task.train_images=null"] if dataset == "digits" else [])
+
+
 HYPERGRADIENTS = {  # label -> method config and overrides
     "training": ("drmad", []),
     "drmad K=T": ("drmad", []),
@@ -157,18 +163,12 @@ def hypergradient_cost(
     if dims is None:
         task_overrides = ["task=bikeshare", "task.l2_granularity=per_layer"]
     else:
-        n = TRAIN_IMAGES[dataset]
-        task_overrides = [
-            "task=hyper_cleaning",
-            f"task.dataset={dataset}",
-            f"task.loss_granularity={loss_granularity(dims, n)}",
-        ]
-        task_overrides += ["task.train_images=null"] if dataset == "digits" else []
+        task_overrides = ["task=hyper_cleaning", *hyper_cleaning_overrides(dims, dataset)]
     try:
         experiment = hypergradient_experiment(
             [*task_overrides, f"method={method_name}", f"device={device}", *overrides]
         )
-    except BenchError as error:
+    except Unsupported as error:
         if dims is None:
             raise
         return {"method": label, "T": steps, "d": dims, "refused": str(error)}

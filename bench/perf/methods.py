@@ -16,7 +16,11 @@ Markdown table; ``--json`` writes one record per (method, n) with ``method``, ``
 ``--dims D1,D2,..``: the same against the number of hyperparameters too. The task (``--task``,
 here branin by default) is embedded in each D dimensions (``task.dimensions``: inputs the function
 ignores), and the table has one column per (D, n); the records add ``dimensions``. Every
-black-box method runs by default (``DIM_METHODS``).
+black-box method runs by default (``DIM_METHODS``). With ``--task hyper_cleaning``, D is the number
+of loss weights (``task.loss_granularity``, as ``bench.perf hypergrad --dims`` sets it; tuned beside
+the learning rate, momentum and L2 penalty) on ``--dataset``, each trial a real training, so the
+run lasts as long as its trainings; a method that cannot tune D hyperparameters
+(``bench.errors.Unsupported``) is a row that says so.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ import torch
 
 from bench.budget import Budget
 from bench.build import build
+from bench.errors import Unsupported
 from bench.perf.common import at_least, compose_config, whole_numbers, write_records
+from bench.perf.hypergrad import TRAIN_IMAGES, hyper_cleaning_overrides
 from bench.provenance import provenance
 from bench.runner import RunSettings, run
 
@@ -46,18 +52,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", help=f"default {','.join(METHODS)}; with --dims {','.join(DIM_METHODS)}")
     parser.add_argument("--task", help="task to run on (default hartmann6; with --dims branin)")
     parser.add_argument("--dims", help="numbers of hyperparameters, e.g. 4,64,512 (the task embedded in each)")
+    parser.add_argument(
+        "--dataset",
+        default="fashion_mnist",
+        choices=tuple(TRAIN_IMAGES),
+        help="with --task hyper_cleaning: its images (default fashion_mnist, n = 5,000; digits: n = 1,000)",
+    )
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads (default 1)")
 
 
 def method_overhead(
-    method: str, task: str, sizes: list[int], repeats: int, seed: int = 0, dimensions: int | None = None
+    method: str,
+    task: str,
+    sizes: list[int],
+    repeats: int,
+    seed: int = 0,
+    dimensions: int | None = None,
+    dataset: str = "fashion_mnist",
 ) -> list[dict]:
     """One record per n in ``sizes``: the median seconds of ``repeats`` asks made with n.. observations."""
     embedded = [] if dimensions is None else [f"task.dimensions={dimensions}"]
+    if task == "hyper_cleaning" and dimensions is not None:
+        # the training length fixed as suite=hyper_cleaning fixes it: d weights and the three classic hyperparameters
+        embedded = [*hyper_cleaning_overrides(dimensions, dataset), "+task.space.iterations.fixed=500"]
     cfg = compose_config([f"task={task}", f"method={method}", f"seed={seed}", *embedded])
     if "n_initial" in cfg.method:
         cfg.method.n_initial = min(sizes)
-    experiment = build(cfg)
+    try:
+        experiment = build(cfg)
+    except Unsupported as error:
+        return [{"method": method, "task": task, "dimensions": dimensions, "refused": str(error)}]
     budget = Budget(evaluations=max(sizes) + repeats)
     result = run(
         experiment.task,
@@ -87,10 +111,13 @@ def method_overhead(
 
 def table(records: list[dict], by_dimension: bool = False) -> str:
     columns = ["dimensions", "n_observations"] if by_dimension else "n_observations"
-    frame = pd.DataFrame(records).pivot(index="method", columns=columns, values="ask_seconds_median")
+    timed = [r for r in records if "refused" not in r]
+    frame = pd.DataFrame(timed).pivot(index="method", columns=columns, values="ask_seconds_median")
     frame = frame.reindex(list(dict.fromkeys(r["method"] for r in records)))  # the order asked for
     frame.columns = [f"d={c[0]}, n={c[1]}" if by_dimension else f"n={c}" for c in frame.columns]
-    return frame.map(lambda s: f"{s:.3f}").to_markdown()
+    shown = frame.map(lambda s: "-" if s != s else f"{s:.3f}")
+    refused = [f"{r['method']} at d = {r['dimensions']}: {r['refused']}" for r in records if "refused" in r]
+    return shown.to_markdown() + "".join(f"\n\nrefused: {line}" for line in refused)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -103,7 +130,9 @@ def main(args: argparse.Namespace) -> int:
     records = []
     for dimensions in dims:
         for method in methods:
-            records.extend(method_overhead(method, task, sizes, args.repeats, dimensions=dimensions))
+            records.extend(
+                method_overhead(method, task, sizes, args.repeats, dimensions=dimensions, dataset=args.dataset)
+            )
     embedded = "" if args.dims is None else f" embedded in d = {args.dims} dimensions"
     print(
         f"\nMedian seconds per ask() on {task}{embedded}, {args.repeats} asks per size, "

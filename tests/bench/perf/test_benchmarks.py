@@ -42,6 +42,18 @@ def test_methods_benchmark_against_the_dimension_embeds_the_task_in_each(tmp_pat
 
 
 @pytest.mark.slow
+def test_methods_benchmark_on_hyper_cleaning_times_each_number_of_loss_weights_and_records_refusals(tmp_path):
+    arguments = ["--task", "hyper_cleaning", "--dataset", "digits", "--dims", "1,1000", "--sizes", "3"]
+    done, records = perf(tmp_path, "methods", *arguments, "--repeats", "1", "--methods", "random,cmaes")
+    timed = [(r["method"], r["dimensions"]) for r in records if "refused" not in r]
+    assert timed == [("random", 4), ("cmaes", 4), ("random", 1003)]  # lr, momentum, l2 and the d weights
+    refused = [r for r in records if "refused" in r]
+    assert [(r["method"], r["dimensions"]) for r in refused] == [("cmaes", 1000)]
+    assert refused[0]["refused"].startswith("method=cmaes with a full covariance: 1003 numeric hyperparameters")
+    assert "refused: cmaes at d = 1000: method=cmaes with a full covariance" in done.stdout
+
+
+@pytest.mark.slow
 def test_hypergrad_benchmark_reports_every_method_and_length_against_training(tmp_path):
     _, records = perf(tmp_path, "hypergrad", "--steps", "20", "--hidden", "2", "--repeats", "2", "--min-seconds", "0")
     members = ("training", "drmad K=T", "drmad K=T (func)", "drmad K=T/10", "truncated K=T/10", "truncated K=100")
