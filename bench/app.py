@@ -40,20 +40,20 @@ def job(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     out = Path(hydra_cfg.runtime.output_dir)
     job_number = OmegaConf.select(hydra_cfg, "job.num", default=None, throw_on_missing=False)
+    (out / REFUSED_FILE).unlink(missing_ok=True)  # refused before: refused again below, or it runs now
     try:
         experiment = build(cfg, job_number)
         meta = run_meta(cfg, experiment, list(hydra_cfg.overrides.task))
         recorded = check_folder(out, meta, cfg.resume)
-    except Unsupported as refused:
-        if hydra_cfg.mode != RunMode.MULTIRUN or not records_unsupported(cfg) or (out / RUN_FILE).exists():
-            raise
-        record_refused(out, cfg, list(hydra_cfg.overrides.task), refused)
-        return None
-    except BenchError:
-        if not (out / RUN_FILE).exists():
+    except BenchError as error:
+        ran = (out / RUN_FILE).exists()
+        recording = hydra_cfg.mode == RunMode.MULTIRUN and records_unsupported(cfg)
+        if isinstance(error, Unsupported) and recording and not ran:
+            record_refused(out, cfg, list(hydra_cfg.overrides.task), error)
+            return None
+        if not ran:
             discard_unstarted(out, hydra_cfg.job.name)
         raise
-    (out / REFUSED_FILE).unlink(missing_ok=True)  # refused before, runs now (a resumed sweep, a method that learnt)
     if recorded is not None and recorded.get("status") == "completed":
         log.info("%s: completed before, kept as it is -> %s", recorded["run_id"], out)
         return (recorded.get("incumbent") or {}).get("objective")

@@ -21,7 +21,8 @@ class BenchError(Exception):
 
 class Unsupported(BenchError):
     """A method that cannot tune this task or space: a limit of the method (forward mode's tangents,
-    full CMA-ES's dimensions, a hypergradient member on a task it cannot differentiate), not a bad
+    full CMA-ES's dimensions, a hypergradient member on a task it cannot differentiate, a
+    multi-fidelity method on a task without one training length), not a bad
     value. A run refuses it in one line like any ``BenchError``; a sweep with ``unsupported=record``
     records the cell as refused (``refused.json`` in its folder) and runs the rest."""
 

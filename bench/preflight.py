@@ -49,14 +49,25 @@ class Preflight(Callback):
                 return
             loader = GlobalHydra.instance().config_loader()
             refused: dict[str, str] = {}  # cell -> why (seeds folded)
+            refused_jobs = 0
             for number, (overrides, where) in enumerate(zip(jobs, cells(jobs), strict=True)):
+                job_config = loader.load_sweep_config(config, overrides)
                 try:
-                    check_job(loader.load_sweep_config(config, overrides), number)
+                    check_job(job_config, number)
                 except Unsupported as error:
                     if not recording:
-                        raise BenchError(f"{error} (a sweep that should run the rest: unsupported=record)") from None
+                        raise BenchError(
+                            f"{where}: {error}; to record such cells as refused and run the rest: unsupported=record"
+                        ) from None
+                    folder = job_folder(job_config, number)[0]
+                    if (folder / RUN_FILE).exists():  # the job would find a run it cannot resume or keep
+                        raise BenchError(
+                            f"{folder} holds a run of {where}, which its method cannot tune now: {error}; move the "
+                            "folder away, or resume with the command that made it"
+                        ) from None
                     refused.setdefault(where, str(error))
-            if refused and len(refused) == len(set(cells(jobs))):
+                    refused_jobs += 1
+            if refused_jobs == len(jobs):
                 raise BenchError(f"every job of the sweep is unsupported; first: {next(iter(refused.values()))}")
         log.info("pre-flight: %d job configuration(s) checked", len(jobs))
         for where, why in refused.items():

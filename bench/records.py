@@ -211,10 +211,18 @@ def comparable(trials: pd.DataFrame) -> pd.DataFrame:
     return trials.drop(columns=dropped).sort_values("trial").reset_index(drop=True)
 
 
+NOT_A_CELL = ("seed", "resume", "progress", "unsupported", "launcher", "torch_threads", "device")
+"""Overrides that do not say which experiment a sweep job runs (nor does any ``hydra.*``)."""
+
+
 def cells(jobs: Sequence[Sequence[str]]) -> list[str]:
-    """Each sweep job's cell: its overrides without the seed and without those every job shares
-    (``["method=cmaes experiment=d5000", ...]``), one per job, in order."""
-    kept = [[o for o in job if o.split("=", 1)[0].lstrip("+~") != "seed"] for job in jobs]
+    """Each sweep job's cell: its overrides without those of ``NOT_A_CELL`` and ``hydra.*`` and
+    without those every job shares (``["method=cmaes experiment=d5000", ...]``), one per job, in order."""
+    keys = [[o.split("=", 1)[0].lstrip("+~") for o in job] for job in jobs]
+    kept = [
+        [o for o, key in zip(job, names, strict=True) if key not in NOT_A_CELL and not key.startswith("hydra.")]
+        for job, names in zip(jobs, keys, strict=True)
+    ]
     shared = set.intersection(*map(set, kept)) if len(kept) > 1 else set()
     return [" ".join(o for o in job if o not in shared) or "the base configuration" for job in kept]
 

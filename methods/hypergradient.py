@@ -427,7 +427,7 @@ class HypergradientDescent:
         self.tuned += tuple(n for n in declared if space.members(n)[0] in space.tuned)
         logged = [d.name for d in space.dimensions if d.name in self.loss_names and d.prior != "uniform"]
         if logged:
-            raise BenchError(
+            raise Unsupported(
                 f"task.space.{space.declared(logged[0])}: method {name} steps loss weights on their own linear scale; "
                 "declare them without log"
             )

@@ -102,7 +102,8 @@ def method_overhead(
                 "ask_seconds_median": statistics.median(seconds),
                 "ask_seconds": seconds,
                 "task": task,
-                "dimensions": len(experiment.task.space),
+                "dimensions": len(experiment.task.space) if dimensions is None else dimensions,  # the d asked for
+                "tuned": len(experiment.task.space),  # hyper_cleaning: d loss weights and 3 classic ones
                 "torch_threads": torch.get_num_threads(),
             }
         )
@@ -112,11 +113,13 @@ def method_overhead(
 def table(records: list[dict], by_dimension: bool = False) -> str:
     columns = ["dimensions", "n_observations"] if by_dimension else "n_observations"
     timed = [r for r in records if "refused" not in r]
+    refused = [f"{r['method']} at d = {r['dimensions']}: {r['refused']}" for r in records if "refused" in r]
+    if not timed:
+        return "\n\n".join(f"refused: {line}" for line in refused)
     frame = pd.DataFrame(timed).pivot(index="method", columns=columns, values="ask_seconds_median")
     frame = frame.reindex(list(dict.fromkeys(r["method"] for r in records)))  # the order asked for
     frame.columns = [f"d={c[0]}, n={c[1]}" if by_dimension else f"n={c}" for c in frame.columns]
     shown = frame.map(lambda s: "-" if s != s else f"{s:.3f}")
-    refused = [f"{r['method']} at d = {r['dimensions']}: {r['refused']}" for r in records if "refused" in r]
     return shown.to_markdown() + "".join(f"\n\nrefused: {line}" for line in refused)
 
 
@@ -134,6 +137,8 @@ def main(args: argparse.Namespace) -> int:
                 method_overhead(method, task, sizes, args.repeats, dimensions=dimensions, dataset=args.dataset)
             )
     embedded = "" if args.dims is None else f" embedded in d = {args.dims} dimensions"
+    if args.dims is not None and task == "hyper_cleaning":
+        embedded = f" ({args.dataset}) with d = {args.dims} loss weights beside the learning rate, momentum and L2"
     print(
         f"\nMedian seconds per ask() on {task}{embedded}, {args.repeats} asks per size, "
         f"{args.torch_threads} torch thread(s), {provenance()['platform']}:\n"

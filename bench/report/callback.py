@@ -71,16 +71,20 @@ def unfinished_jobs(folders: list[Path]) -> dict[Path, str]:
 
 
 def report(runs: Any, trials: Any, directory: Path, paper: str | None) -> str:
-    """The verdict, the comparison table and the paper table, written to ``report.md``."""
+    """The verdict, the comparison table and the paper table (before the comparison where it
+    leads: ``PaperTable.lead``), written to ``report.md``."""
     from bench.report import papers, scores, verdict
     from bench.report.table import comparison
 
     who = scores.per_task(runs)
-    text = "\n\n".join(verdict.paragraphs(who)) + "\n\n" + comparison(runs, directory, who=who) + "\n"
+    parts = ["\n\n".join(verdict.paragraphs(who)), comparison(runs, directory, who=who)]
     if paper:  # a sweep of part of a preset (held-out seeds of one method) may lack what the table needs
         try:
-            text += "\n" + papers.paper_table(paper, runs, trials).markdown() + "\n"
+            found = papers.paper_table(paper, runs, trials)
+            table = f"**{found.title}**\n\n{found.markdown()}"
+            parts.insert(1 if found.lead else 2, table)
         except BenchError as error:
-            text += f"\nNo paper table for this sweep: {error}\n"
+            parts.append(f"No paper table for this sweep: {error}")
+    text = "\n\n".join(parts) + "\n"
     files.write_text(directory / "report.md", text)
     return text

@@ -438,4 +438,5 @@ def build(context: Context) -> list[Section]:
     """Every section the data has, drawing its figures into ``context.figures``: in ``SECTIONS``'s
     order, except that a leading section (``Section.lead``) comes right after the verdict."""
     made = [section for make in SECTIONS if (section := make(context)) is not None]
-    return made[:1] + [s for s in made[1:] if s.lead] + [s for s in made[1:] if not s.lead]
+    verdict = [s for s in made if s.name == "verdict"]
+    return verdict + [s for s in made if s.lead] + [s for s in made if not s.lead and s.name != "verdict"]

@@ -76,9 +76,9 @@ CASES = [
     (["unsupported=skip"], "error: unsupported='skip': allowed: refuse, record"),
     (
         ["-m", "method=random,drmad", "seed=0"],
-        "error: method DrMAD tunes only learning_rate, momentum, l2, but the task's space also tunes iterations, "
-        "hidden_nodes: fix them for every method alike, e.g. +task.space.iterations.fixed=20 "
-        "+task.space.hidden_nodes.fixed=2 (a sweep that should run the rest: unsupported=record)",
+        "error: method=drmad: method DrMAD tunes only learning_rate, momentum, l2, but the task's space also tunes "
+        "iterations, hidden_nodes: fix them for every method alike, e.g. +task.space.iterations.fixed=20 "
+        "+task.space.hidden_nodes.fixed=2; to record such cells as refused and run the rest: unsupported=record",
     ),
     (
         ["-m", "method=drmad,exact_hypergrad", "seed=0", "unsupported=record"],

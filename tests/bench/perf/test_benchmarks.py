@@ -45,12 +45,15 @@ def test_methods_benchmark_against_the_dimension_embeds_the_task_in_each(tmp_pat
 def test_methods_benchmark_on_hyper_cleaning_times_each_number_of_loss_weights_and_records_refusals(tmp_path):
     arguments = ["--task", "hyper_cleaning", "--dataset", "digits", "--dims", "1,1000", "--sizes", "3"]
     done, records = perf(tmp_path, "methods", *arguments, "--repeats", "1", "--methods", "random,cmaes")
-    timed = [(r["method"], r["dimensions"]) for r in records if "refused" not in r]
-    assert timed == [("random", 4), ("cmaes", 4), ("random", 1003)]  # lr, momentum, l2 and the d weights
+    timed = [(r["method"], r["dimensions"], r["tuned"]) for r in records if "refused" not in r]
+    assert timed == [("random", 1, 4), ("cmaes", 1, 4), ("random", 1000, 1003)]  # lr, momentum, l2 and d weights
     refused = [r for r in records if "refused" in r]
     assert [(r["method"], r["dimensions"]) for r in refused] == [("cmaes", 1000)]
     assert refused[0]["refused"].startswith("method=cmaes with a full covariance: 1003 numeric hyperparameters")
     assert "refused: cmaes at d = 1000: method=cmaes with a full covariance" in done.stdout
+    assert "with d = 1,1000 loss weights" in done.stdout and "d=1000, n=3" in done.stdout
+    alone = run_module("bench.perf", "methods", *arguments, "--repeats", "1", "--methods", "cmaes", "--dims", "1000")
+    assert alone.returncode == 0 and "refused: cmaes at d = 1000" in alone.stdout, alone.stderr[-2000:]
 
 
 @pytest.mark.slow
