@@ -163,19 +163,29 @@ def dimensions(identity: Mapping[str, Any], groups: Mapping[str, Sequence[str]])
 
 def settings(runs: pd.DataFrame) -> pd.Series:
     """Each run's task, as its setting: ``mnist_mlp[d=934]`` where runs of that task tuned
-    different numbers of hyperparameters, else the task's name."""
+    different numbers of hyperparameters, and the task options that tell apart runs of one task
+    at one d (``hyper_cleaning[d=3, loss_granularity=per_source, loss_weights=ones]`` beside the
+    oracle's), else the task's name: the methods are compared within a setting, never across."""
     out = runs["task_name"].astype(str).copy()
     for task, group in runs.groupby("task_name", sort=False):
-        if group["dimensions"].nunique() > 1:
-            out[group.index] = [f"{task}[d={d}]" for d in group["dimensions"]]
+        numbered = group["dimensions"].nunique() > 1
+        for d, same_d in group.groupby("dimensions", sort=False):
+            options = [{"task": (identity or {}).get("task") or {}} for identity in same_d["identity"]]
+            distinct = {json.dumps(canonical(option), sort_keys=True): option for option in options}
+            keys = differences(list(distinct.values())) if len(distinct) > 1 else []
+            for index, option in zip(same_d.index, options, strict=True):
+                flat = flatten(option)
+                parts = [f"d={d}"] * numbered + [f"{key.removeprefix('task.')}={_text(flat.get(key))}" for key in keys]
+                out[index] = f"{task}[{', '.join(parts)}]" if parts else task
     return out
 
 
-def setting_order(task: str) -> tuple[str, int]:
+def setting_order(task: str) -> tuple[str, int, str]:
     """A sort key that puts a task's settings in the order of d (``mnist_mlp[d=4]`` before
-    ``mnist_mlp[d=32]``), and any other task by its name."""
+    ``mnist_mlp[d=32]``), then by their other options, and any other task by its name."""
     name, _, rest = task.partition("[d=")
-    return (name, int(rest.rstrip("]"))) if rest.rstrip("]").isdigit() else (task, -1)
+    number, _, others = rest.rstrip("]").partition(",")
+    return (name, int(number), others) if number.isdigit() else (task, -1, "")
 
 
 def _float(value: Any) -> float:
