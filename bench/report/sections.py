@@ -266,9 +266,10 @@ def crossing_section(context: Context) -> Section | None:
         "Against the number of hyperparameters",
         paragraphs=verdict.crossing(found),
         tables=tables,
-        caption="Each d is a setting of the task (the same task tuned at another granularity of its L2 penalty, "
-        "task.l2_granularity): the methods are compared, paired by seed and tested within each d (the sections "
-        "above, one task row per d). Rows: median [interquartile range] over seeds; 'behind': Holm-corrected p below "
+        caption="Each d is a setting of the task (the same task tuned at another granularity of its L2 penalty or "
+        "loss weights, task.l2_granularity or task.loss_granularity): the methods are compared, paired by seed and "
+        "tested within each d (the sections above, one task row per d). Rows: median [interquartile range] over "
+        "seeds; 'behind': Holm-corrected p below "
         f"{scores.ALPHA:g} and worse on the paired seeds; kind: hypergradient (trains through the training loop) or "
         "black-box; untuned: the default configuration, on neither side.",
         figures=[plots.crossing(found, context.colours, context.figures / "crossing")],
