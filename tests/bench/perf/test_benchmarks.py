@@ -52,7 +52,9 @@ def test_methods_benchmark_on_hyper_cleaning_times_each_number_of_loss_weights_a
     assert refused[0]["refused"].startswith("method=cmaes with a full covariance: 1003 numeric hyperparameters")
     assert "refused: cmaes at d = 1000: method=cmaes with a full covariance" in done.stdout
     assert "with d = 1,1000 loss weights" in done.stdout and "d=1000, n=3" in done.stdout
-    alone = run_module("bench.perf", "methods", *arguments, "--repeats", "1", "--methods", "cmaes", "--dims", "1000")
+    alone = run_module(
+        "bench.perf", "methods", *arguments, "--repeats", "1", "--methods", "cmaes", "--dims", "1000", cwd=tmp_path
+    )
     assert alone.returncode == 0 and "refused: cmaes at d = 1000" in alone.stdout, alone.stderr[-2000:]
 
 
